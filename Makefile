@@ -1,0 +1,39 @@
+# cinefm: `make demo` runs the whole pipeline on the phantom cohort (CPU);
+# `make test` runs the test suite. Both install what they need first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CORES ?= 2
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint dag clean
+
+install: $(STAMP)
+
+# The venv is rebuilt only when pyproject.toml changes (idempotent).
+# torch/torchvision go first and pinned: pip then takes them from the local disk.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/config.yaml
+	@echo "report: results/report/index.html"
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/snakemake --lint --configfile config/config.yaml || true
+
+dag: install
+	$(BIN)/snakemake --rulegraph --configfile config/config.yaml | dot -Tsvg > docs/rulegraph.svg
+
+clean:
+	rm -rf results logs .snakemake

@@ -1,0 +1,21 @@
+# cinefm: raw DICOM + reports -> HDF5 -> text/labels -> splits -> pre-training
+# -> fine-tuning -> statistics and report. See README.md and workflow/rules/.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/phantom.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        final_targets(),

@@ -1,0 +1,60 @@
+"""Load and validate the pipeline configuration outside Snakemake (CLI, tests)."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+DEFAULT_CONFIG = REPO_ROOT / "config" / "config.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or wrong; the message names the key."""
+
+
+def _key_path(error) -> str:
+    parts = ["config", *[str(p) for p in error.absolute_path]]
+    return ".".join(parts)
+
+
+def validate_config(config: dict[str, Any], schema: str | os.PathLike = SCHEMA) -> None:
+    """Validate ``config`` against the JSON schema; raise ConfigError naming the first bad key."""
+    import jsonschema
+
+    with open(schema) as fh:
+        schema_doc = yaml.safe_load(fh)
+    validator = jsonschema.Draft7Validator(schema_doc)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"{_key_path(e)}: {e.message}" for e in errors[:10]]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` updated recursively by ``override`` (inputs untouched)."""
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_config(path: str | os.PathLike = DEFAULT_CONFIG, overrides: dict | None = None) -> dict[str, Any]:
+    """Read a YAML config, apply ``overrides`` and validate it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    with open(path) as fh:
+        cfg = yaml.safe_load(fh) or {}
+    if overrides:
+        cfg = deep_merge(cfg, overrides)
+    validate_config(cfg)
+    return cfg

@@ -1,0 +1,46 @@
+# Config helpers and input functions shared by the rule files.
+import os
+
+R = config["results"]
+COHORT = config["cohort"]
+IS_PHANTOM = COHORT["kind"] == "phantom"
+PHANTOM_DIR = f"{R}/phantom"
+
+# Each rule file appends the outputs a full run must produce.
+FINAL_TARGETS = []
+
+
+def final_targets():
+    return FINAL_TARGETS
+
+
+def env(name):
+    """Path of a rule group's conda env file, relative to the rule files."""
+    return f"../../envs/{name}.yaml"
+
+
+def dicom_root():
+    """The DICOM archive ingestion reads: the phantom's export or the configured root."""
+    if IS_PHANTOM:
+        return f"{PHANTOM_DIR}/dicom"
+    root = COHORT.get("dicom_root")
+    if not root:
+        raise ValueError("config.cohort.dicom_root: required when cohort.kind is 'dicom'")
+    return root
+
+
+def reports_csv():
+    """The free-text report CSV (columns patient_id, accession_number, report_text, ...)."""
+    if IS_PHANTOM:
+        return f"{PHANTOM_DIR}/reports.csv"
+    path = COHORT.get("reports_csv")
+    if not path:
+        raise ValueError("config.cohort.reports_csv: required when cohort.kind is 'dicom'")
+    return path
+
+
+def human_labels_csv():
+    """Human annotators' labels, or [] when the cohort has none."""
+    if IS_PHANTOM:
+        return f"{PHANTOM_DIR}/human_labels.csv"
+    return COHORT.get("human_labels_csv") or []
