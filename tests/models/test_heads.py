@@ -1,0 +1,125 @@
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from cinefm.config import ConfigError
+from cinefm.models.clip import CLIPModel
+from cinefm.models.heads import (
+    StudyModel,
+    build_study_model,
+    load_pretrained_video,
+    set_finetune_mode,
+    set_mode,
+    set_transfer_mode,
+    trainable_parameters,
+)
+from cinefm.models.text import build_text_encoder
+from cinefm.models.video import build_video_encoder
+
+
+def _study_batch(frames=8, size=64):
+    clips = torch.randn(2, 3, 3, frames, size, size)
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    return clips, mask
+
+
+def test_study_model_pools_real_views_and_ignores_padded_clips(mvit_cfg):
+    model = build_study_model({"name": "mvit_small", **mvit_cfg}, projection_dim=16, n_outputs=6, mil_hidden=8,
+                              layer_norm=True).eval()
+    clips, mask = _study_batch()
+    with torch.no_grad():
+        out = model(clips, mask)
+        clips[0, 2] = float("nan")                      # a padded slot's content must not matter
+        again = model(clips, mask)
+    assert out.logits.shape == (2, 6) and out.attention.shape == (2, 3) and out.views.shape == (2, 3, 16)
+    assert out.attention[0, 2] == 0 and torch.equal(out.views[0, 2], torch.zeros(16))
+    torch.testing.assert_close(out.attention.sum(1), torch.ones(2))
+    torch.testing.assert_close(again.logits, out.logits)
+    with pytest.raises(ValueError, match="no real view"):
+        model(clips, torch.tensor([[False, False, False], [True, False, False]]))
+
+
+@pytest.mark.parametrize("name", ["mvit_small", "r2plus1d_18"])
+def test_finetune_step_changes_only_projection_mil_and_head(name, mvit_cfg):
+    cfg = {"name": name, **mvit_cfg} if name == "mvit_small" else {"name": name}
+    size = 64 if name == "mvit_small" else 32
+    model = set_finetune_mode(build_study_model(cfg, projection_dim=16, n_outputs=1, mil_hidden=8))
+    model.train()
+    assert not model.video.training and model.head.training           # frozen trunk stays in eval
+    before = copy.deepcopy(model.state_dict())
+    opt = torch.optim.AdamW(trainable_parameters(model), lr=1e-2)
+    clips, mask = _study_batch(size=size)
+    nn.functional.huber_loss(model(clips, mask).logits[:, 0], torch.tensor([0.3, 0.6])).backward()
+    opt.step()
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    trainable = {k for k in before if k.startswith(("video_proj.", "mil.", "head."))}
+    assert changed == trainable                   # every trunk tensor (BN statistics included) untouched
+
+
+def test_transfer_mode_trains_the_trunk_too(mvit_cfg):
+    model = set_mode(build_study_model({"name": "mvit_small", **mvit_cfg}, projection_dim=16, n_outputs=2,
+                                       mil_hidden=8), "finetune")
+    set_transfer_mode(model).train()
+    assert model.video.training and all(p.requires_grad for p in model.parameters())
+    before = copy.deepcopy(model.state_dict())
+    opt = torch.optim.AdamW(trainable_parameters(model), lr=1e-2)
+    clips, mask = _study_batch()
+    nn.functional.binary_cross_entropy_with_logits(model(clips, mask).logits, torch.ones(2, 2)).backward()
+    opt.step()
+    after = model.state_dict()
+    assert not torch.equal(before["video.blocks.0.attn.qkv.weight"], after["video.blocks.0.attn.qkv.weight"])
+    with pytest.raises(ConfigError, match="mode"):
+        set_mode(model, "linear_probe")
+
+
+class _PretrainModule(nn.Module):
+    """Stands in for the pre-training LightningModule: the CLIPModel lives at attribute ``model``."""
+
+    def __init__(self, clip: CLIPModel) -> None:
+        super().__init__()
+        self.model = clip
+
+
+@pytest.fixture
+def clip_model(mvit_cfg, bert_cfg):
+    torch.manual_seed(11)
+    return CLIPModel(build_video_encoder("mvit_small", **mvit_cfg), build_text_encoder(**bert_cfg), 16)
+
+
+def _assert_video_path_equal(study: StudyModel, clip: CLIPModel):
+    for k, v in clip.video.state_dict().items():
+        assert torch.equal(study.video.state_dict()[k], v), k
+    for k, v in clip.video_proj.state_dict().items():
+        assert torch.equal(study.video_proj.state_dict()[k], v), k
+
+
+@pytest.mark.parametrize("form", ["lightning", "plain", "compiled"])
+def test_contrastive_checkpoint_video_path_loads_into_the_study_model(tmp_path, clip_model, mvit_cfg, form):
+    if form == "plain":
+        torch.save(clip_model.state_dict(), tmp_path / "c.ckpt")
+    else:
+        state = _PretrainModule(clip_model).state_dict()
+        if form == "compiled":
+            state = {k.replace("model.", "model._orig_mod.", 1): v for k, v in state.items()}
+        torch.save({"epoch": 3, "global_step": 30, "state_dict": state,
+                    "hyper_parameters": {"lr": 4.8e-5, "name": "mvit_small"}}, tmp_path / "c.ckpt")
+    torch.manual_seed(99)
+    study = build_study_model({"name": "mvit_small", **mvit_cfg}, projection_dim=16, n_outputs=1, mil_hidden=8)
+    n = load_pretrained_video(study, tmp_path / "c.ckpt")
+    assert n == len(clip_model.video.state_dict()) + 2
+    _assert_video_path_equal(study, clip_model)
+
+
+def test_checkpoint_of_another_projection_size_is_refused(tmp_path, clip_model, mvit_cfg):
+    torch.save({"state_dict": _PretrainModule(clip_model).state_dict()}, tmp_path / "c.ckpt")
+    study = build_study_model({"name": "mvit_small", **mvit_cfg}, projection_dim=32, n_outputs=1, mil_hidden=8)
+    with pytest.raises(ConfigError, match="models.projection_dim"):
+        load_pretrained_video(study, tmp_path / "c.ckpt")
+    with pytest.raises(ConfigError, match="no 'model.video"):
+        torch.save({"state_dict": {"encoder.weight": torch.zeros(1)}}, tmp_path / "other.ckpt")
+        load_pretrained_video(study, tmp_path / "other.ckpt")
+    with pytest.raises(ConfigError, match="run the pretrain rule"):
+        load_pretrained_video(study, tmp_path / "missing.ckpt")

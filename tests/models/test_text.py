@@ -1,0 +1,79 @@
+import pytest
+import torch
+
+from cinefm.config import ConfigError
+from cinefm.models.text import build_text_encoder, pad_sentences
+
+
+def test_mean_pooling_ignores_padding_and_cls_pooling_takes_the_first_token(bert_cfg):
+    enc = build_text_encoder(**bert_cfg).eval()
+    assert enc.out_dim == 32
+    ids = torch.tensor([[2, 10, 11, 12, 3]])
+    mask = torch.ones_like(ids)
+    padded_ids = torch.cat([ids, torch.zeros(1, 3, dtype=torch.long)], 1)
+    padded_mask = torch.cat([mask, torch.zeros(1, 3, dtype=torch.long)], 1)
+    with torch.no_grad():
+        a, b = enc(ids, mask), enc(padded_ids, padded_mask)
+        hidden = enc.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert a.shape == (1, 32)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a, hidden.mean(1))
+    enc.pooling = "cls"
+    with torch.no_grad():
+        torch.testing.assert_close(enc(ids, mask), hidden[:, 0])
+
+
+def test_embeddings_and_first_k_layers_are_frozen(bert_cfg):
+    enc = build_text_encoder(**{**bert_cfg, "freeze_layers": 1})
+    ids = torch.randint(5, 100, (2, 6))
+    enc(ids, torch.ones_like(ids)).sum().backward()
+    for name, p in enc.named_parameters():
+        frozen = name.startswith("bert.embeddings.") or name.startswith("bert.encoder.layer.0.")
+        assert p.requires_grad is not frozen, name
+        assert (p.grad is None) is frozen, name
+
+
+def test_freezing_more_layers_than_the_bert_has_is_refused(bert_cfg):
+    with pytest.raises(ConfigError, match=r"models.text.freeze_layers: 3 is outside 0..2"):
+        build_text_encoder(**{**bert_cfg, "freeze_layers": 3})
+
+
+def test_local_directory_loads_its_weights_offline(bert_dir, bert_cfg):
+    path, state = bert_dir
+    enc = build_text_encoder(path, **{k: bert_cfg[k] for k in ("layers", "hidden", "heads")}, freeze_layers=2)
+    ours = enc.bert.state_dict()
+    assert all(torch.equal(ours[k], v) for k, v in state.items())
+    assert not any(p.requires_grad for p in enc.bert.parameters())
+
+
+def test_local_directory_must_match_the_configured_sizes(bert_dir):
+    path, _ = bert_dir
+    with pytest.raises(ConfigError, match=r"models.text: layers=12 but .*config.json has 2"):
+        build_text_encoder(path, layers=12, hidden=32, heads=2)
+
+
+@pytest.mark.parametrize("remove", ["dir", "config.json", "model.safetensors"])
+def test_incomplete_bert_directory_says_what_to_place_there(tmp_path, bert_dir, remove):
+    import shutil
+
+    src, _ = bert_dir
+    dst = tmp_path / "bert"
+    if remove != "dir":
+        shutil.copytree(src, dst)
+        (dst / remove).unlink()
+    with pytest.raises(ConfigError) as info:
+        build_text_encoder(dst, layers=2, hidden=32, heads=2)
+    msg = str(info.value)
+    assert "models.text.path" in msg and "PubMedBERT" in msg and "config.json, vocab.txt, model.safetensors" in msg
+    if remove != "dir":
+        assert remove.split(".")[0] in msg.split("lacks")[1]
+
+
+def test_pad_sentences_batches_reports_of_unequal_length():
+    ids, mask = pad_sentences([[[2, 5, 3]], [[2, 6, 7, 8, 9, 3], [2, 4, 3]]], max_length=4)
+    assert ids.shape == mask.shape == (2, 2, 4)
+    assert ids[0, 0].tolist() == [2, 5, 3, 0] and mask[0, 0].tolist() == [1, 1, 1, 0]
+    assert mask[0, 1].sum() == 0                                   # missing sentence = padding row
+    assert ids[1, 0].tolist() == [2, 6, 7, 8]                      # cut at max_length
+    with pytest.raises(ValueError, match="report 1"):
+        pad_sentences([[[1]], []], max_length=4)
