@@ -1,0 +1,19 @@
+"""Figures and the self-contained static HTML report of a run (``results/report/index.html``).
+
+:mod:`~cinefm.report.figures` (ROC curves with CI bands), :mod:`~cinefm.report.tables`
+(reader-friendly AUROC/DeLong/threshold/regression tables), :mod:`~cinefm.report.html`
+(``build_report``). Imported lazily so that ``cinefm --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {"RocPanel": "figures", "roc_figure": "figures", "build_report": "html"}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"cinefm.report.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'cinefm.report' has no attribute {name!r}")

@@ -1,0 +1,218 @@
+"""A single self-contained static HTML page showing the whole run.
+
+``build_report(results_dir, out_html, config)`` renders every section whose inputs
+exist under ``results_dir`` and says, in the section, which file is absent and
+which stage makes it. Figures are embedded as base64 ``data:`` URIs, styles are
+inline, and nothing is fetched from the network, so the page can be mailed or
+archived as one file. A small inline script counts images that failed to decode
+(``<body data-broken-images=N>``) and shows a warning when N > 0.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from cinefm.atomic import write_text
+from cinefm.report import tables
+
+log = logging.getLogger(__name__)
+
+CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#222;background:#fafafa}
+header{background:#12355b;color:#fff;padding:18px 32px}header h1{margin:0;font-size:24px}
+header p{margin:4px 0 0;opacity:.85}main{max-width:1150px;margin:0 auto;padding:8px 32px 48px}
+nav{margin:16px 0;font-size:14px}nav a{margin-right:14px;color:#12355b}
+section{background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:12px 20px;margin:18px 0}
+h2{font-size:19px;color:#12355b;margin:6px 0 10px}h3{font-size:15px;margin:14px 0 6px}
+p.missing{color:#8a4b00;background:#fff6e5;border-left:4px solid #f0a030;padding:8px 12px}
+p.lead{color:#555;font-size:14px}figure{display:inline-block;margin:8px 12px 8px 0;vertical-align:top}
+figure img{max-width:520px;border:1px solid #eee}figcaption{font-size:12px;color:#555}
+table.data{border-collapse:collapse;font-size:13px;margin:6px 0 12px}
+table.data th{background:#eef2f7;text-align:left;padding:4px 8px;border-bottom:1px solid #ccd}
+table.data td{padding:3px 8px;border-bottom:1px solid #eee}#broken{display:none;color:#b00020}
+"""
+
+SCRIPT = """
+window.addEventListener('load', function () {
+  var bad = Array.prototype.filter.call(document.images, function (i) {
+    return !(i.complete && i.naturalWidth > 0); }).length;
+  document.body.setAttribute('data-broken-images', String(bad));
+  if (bad > 0) { var w = document.getElementById('broken');
+    w.textContent = bad + ' figure(s) failed to load.'; w.style.display = 'block'; }
+});
+"""
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the page: an anchor id, a heading and its HTML body."""
+
+    anchor: str
+    title: str
+    body: str
+
+
+def image_html(path: Path, caption: str) -> str:
+    """``<figure>`` with the PNG embedded as a base64 data URI."""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    cap = html.escape(caption)
+    return (f'<figure><img alt="{cap}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{cap}</figcaption></figure>")
+
+
+def missing_html(results: Path, relpaths: list[str], stage: str) -> str:
+    """The notice shown instead of a section whose inputs are absent."""
+    files = ", ".join(f"<code>{html.escape(str(results / r))}</code>" for r in relpaths)
+    return (f'<p class="missing">Not available: {files} not found — '
+            f"run the <b>{html.escape(stage)}</b> stage to produce it.</p>")
+
+
+def _csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, keep_default_na=True)
+
+
+def _section_parts(results: Path, parts: list[tuple[str, str, Callable[[Path], str]]], stage: str) -> str:
+    """Render each (relpath, subtitle, renderer) that exists; one notice listing the absent ones."""
+    body, absent = [], []
+    for rel, subtitle, render in parts:
+        path = results / rel
+        if not path.is_file():
+            absent.append(rel)
+            continue
+        head = f"<h3>{html.escape(subtitle)}</h3>" if subtitle else ""
+        try:
+            body.append(head + render(path))
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, KeyError, ValueError) as err:
+            log.warning("report: cannot render %s: %s", path, err)
+            body.append(f'<p class="missing">Could not read <code>{html.escape(str(path))}</code>: '
+                        f"{html.escape(str(err))} — re-run the <b>{html.escape(stage)}</b> stage.</p>")
+    if absent:
+        body.append(missing_html(results, absent, stage))
+    return "\n".join(body)
+
+
+def flow_section(results: Path, config: dict) -> Section:
+    body = _section_parts(results, [
+        ("ingest/flow.png", "", lambda p: image_html(p, "Exclusion flow: files → series → studies → patients")),
+        ("ingest/flow.csv", "Counts at every step", lambda p: tables.table_html(_csv(p), 0)),
+    ], "ingest")
+    return Section("flow", "Exclusion flow", body)
+
+
+def labels_section(results: Path, config: dict) -> Section:
+    body = _section_parts(results, [
+        ("labels/agreement.csv", "Automatic labels against human annotators, per disease",
+         lambda p: tables.table_html(_csv(p))),
+        ("labels/agreement.png", "", lambda p: image_html(p, "Agreement with human annotators")),
+    ], "labels")
+    return Section("labels", "Label agreement", body)
+
+
+def pretrain_section(results: Path, config: dict) -> Section:
+    run = (config.get("pretrain") or {}).get("run")
+    runs = [run] if run and (results / "pretrain" / run).is_dir() else sorted(
+        p.name for p in (results / "pretrain").glob("*") if p.is_dir())
+    if not runs:
+        rel = f"pretrain/{run or '<run>'}"
+        return Section("pretrain", "Pre-training", missing_html(results, [f"{rel}/umap.png", f"{rel}/retrieval.csv"],
+                                                                "pretrain"))
+    body = []
+    for r in runs:
+        body.append(f"<h3>Run {html.escape(r)}</h3>" + _section_parts(results, [
+            (f"pretrain/{r}/umap.png", "", lambda p: image_html(p, "UMAP of the video embeddings")),
+            (f"pretrain/{r}/retrieval.csv", "Video ↔ report retrieval", lambda p: tables.table_html(_csv(p))),
+        ], "pretrain"))
+    return Section("pretrain", "Pre-training", "\n".join(body))
+
+
+def _figures(results: Path, pattern: str, caption: Callable[[str], str]) -> str:
+    paths = sorted((results / "stats").glob(pattern))
+    return "\n".join(image_html(p, caption(p.stem)) for p in paths)
+
+
+def auroc_section(results: Path, config: dict) -> Section:
+    lead = ('<p class="lead">AUROC with DeLong confidence intervals (DeLong et al., Biometrics 1988), '
+            "computed as R pROC; shaded bands are stratified bootstrap CIs of sensitivity.</p>")
+    body = _section_parts(results, [
+        ("stats/auroc.csv", "", lambda p: tables.table_html(tables.auroc_display(_csv(p)))),
+    ], "stats")
+    figs = _figures(results, "roc_*.png", lambda s: "ROC: " + s.removeprefix("roc_").replace("_", " "))
+    return Section("auroc", "Discrimination (AUROC and ROC curves)", lead + body + figs)
+
+
+def delong_section(results: Path, config: dict) -> Section:
+    lead = ('<p class="lead">Pre-trained against baseline initialisation on the same test studies: '
+            "paired DeLong test (two-sided) and the CI of the AUROC difference.</p>")
+    body = _section_parts(results, [
+        ("stats/delong.csv", "", lambda p: tables.table_html(tables.delong_display(_csv(p)))),
+    ], "stats")
+    return Section("delong", "Pre-trained vs baseline (DeLong tests)", lead + body)
+
+
+def thresholds_section(results: Path, config: dict) -> Section:
+    body = _section_parts(results, [
+        ("stats/thresholds.csv", "", lambda p: tables.table_html(tables.thresholds_display(_csv(p)))),
+    ], "stats")
+    return Section("thresholds", "Operating points", body)
+
+
+def regression_section(results: Path, config: dict) -> Section:
+    body = _section_parts(results, [
+        ("stats/regression.csv", "", lambda p: tables.table_html(tables.regression_display(_csv(p)))),
+    ], "stats")
+    return Section("regression", "LVEF regression", body)
+
+
+def bland_altman_section(results: Path, config: dict) -> Section:
+    figs = _figures(results, "bland_altman_*.png", lambda s: "Bland–Altman: " + s.removeprefix("bland_altman_"))
+    if figs:
+        body = figs
+    elif (results / "stats" / "regression.csv").is_file():  # stats ran: no LVEF experiment in this run
+        body = '<p class="lead">This run has no LVEF regression experiment.</p>'
+    else:
+        body = missing_html(results, ["stats/bland_altman_<experiment>.png"], "stats")
+    return Section("bland-altman", "Bland–Altman agreement (predicted vs reference LVEF)", body)
+
+
+SECTIONS: tuple[Callable[[Path, dict], Section], ...] = (
+    flow_section, labels_section, pretrain_section, auroc_section, delong_section, thresholds_section,
+    regression_section, bland_altman_section,
+)
+
+
+def render_page(sections: list[Section], title: str, subtitle: str) -> str:
+    """The full HTML document."""
+    nav = "".join(f'<a href="#{s.anchor}">{html.escape(s.title)}</a>' for s in sections)
+    body = "\n".join(f'<section id="{s.anchor}"><h2>{html.escape(s.title)}</h2>\n{s.body}\n</section>'
+                     for s in sections)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n"
+            f'<body data-broken-images="unknown"><header><h1>{html.escape(title)}</h1>'
+            f"<p>{html.escape(subtitle)}</p></header><main><nav>{nav}</nav>"
+            f'<p id="broken"></p>\n{body}\n</main><script>{SCRIPT}</script></body></html>\n')
+
+
+def build_report(results_dir: str | os.PathLike, out_html: str | os.PathLike, config: dict) -> Path:
+    """Write the static report page for ``results_dir`` to ``out_html`` (atomically) and return its path."""
+    results = Path(results_dir)
+    if not results.is_dir():
+        raise FileNotFoundError(f"results_dir: {results} is not a folder — run the pipeline first "
+                                "(config.results names it)")
+    sections = [make(results, config) for make in SECTIONS]
+    cohort = (config.get("cohort") or {}).get("name", "")
+    page = render_page(sections, "cinefm — cine CMR foundation model report",
+                       f"cohort: {cohort} · results: {results}")
+    out = Path(out_html)
+    write_text(out, page)
+    n_missing = sum('class="missing"' in s.body for s in sections)
+    log.info("wrote %s (%d sections, %d with absent inputs)", out, len(sections), n_missing)
+    return out

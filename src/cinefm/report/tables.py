@@ -1,0 +1,150 @@
+"""Reader-friendly tables of the report: AUROC, DeLong comparisons, operating points, regression.
+
+Pure functions from the ``results/stats`` frames (columns documented in
+:mod:`cinefm.stats.experiments`) to display frames, and one HTML renderer that
+escapes every cell.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+TASK_NAMES = {
+    "hcm": "Hypertrophic cardiomyopathy",
+    "dcm": "Dilated cardiomyopathy",
+    "prior_mi": "Prior myocardial infarction",
+    "rv_dilation": "RV dilation",
+    "pericardial_effusion": "Pericardial effusion",
+    "amyloidosis": "Cardiac amyloidosis",
+    "heart_failure": "Heart failure (LVEF < cut-off)",
+    "lvef": "LVEF",
+}
+POINT_NAMES = {"youden": "Youden-optimal"}
+METRIC_NAMES = {
+    "mae": "MAE (%)",
+    "mse": "MSE (%²)",
+    "rmse": "RMSE (%)",
+    "r2": "R²",
+    "pearson_r": "Pearson r",
+    "bland_altman_bias": "Bland–Altman bias (%)",
+    "bland_altman_sd": "SD of differences (%)",
+    "bland_altman_loa_low": "Lower limit of agreement (%)",
+    "bland_altman_loa_high": "Upper limit of agreement (%)",
+}
+
+
+def _isnan(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def fmt(x, digits: int = 3) -> str:
+    """Number with ``digits`` decimals; empty for missing values."""
+    return "" if _isnan(x) else f"{float(x):.{digits}f}"
+
+
+def fmt_ci(value, low, high, digits: int = 3) -> str:
+    """``0.731 (0.630–0.833)``; without CI when the bounds are missing."""
+    if _isnan(value):
+        return "—"
+    if _isnan(low) or _isnan(high):
+        return fmt(value, digits)
+    return f"{fmt(value, digits)} ({fmt(low, digits)}–{fmt(high, digits)})"
+
+
+def fmt_p(p) -> str:
+    """p value as in clinical journals: ``<0.001`` or three decimals."""
+    if _isnan(p):
+        return "—"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _text(s: pd.Series) -> pd.Series:
+    """Strings with missing values as empty text (columns read back as all-NaN floats included)."""
+    return s.astype(object).where(s.notna(), "")
+
+
+def task_name(task: str) -> str:
+    return TASK_NAMES.get(task, str(task))
+
+
+def _fraction(f) -> str:
+    return "" if _isnan(f) else f"{f} %"
+
+
+def auroc_display(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per experiment: task, experiment, n (cases/controls), AUROC (CI), note."""
+    level = df["level"].iloc[0] if len(df) else 0.95
+    return pd.DataFrame({
+        "Task": df["task"].map(task_name),
+        "Experiment": df["experiment"],
+        "Initialisation": _text(df["init"]),
+        "Mode": _text(df["mode"]),
+        "Training data": df["fraction"].map(_fraction),
+        "n (cases / controls)": [f"{int(n)} ({'' if _isnan(c) else int(c)} / {'' if _isnan(k) else int(k)})"
+                                 for n, c, k in zip(df["n"], df["n_cases"], df["n_controls"], strict=True)],
+        f"AUROC ({level:.0%} CI, DeLong)": [fmt_ci(a, lo, hi) for a, lo, hi in
+                                            zip(df["auc"], df["ci_low"], df["ci_high"], strict=True)],
+        "Note": _text(df["note"]),
+    })
+
+
+def delong_display(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per pre-trained vs baseline pair: AUROCs, difference (CI), Z, p."""
+    level = df["level"].iloc[0] if len(df) else 0.95
+    return pd.DataFrame({
+        "Task": df["task"].map(task_name),
+        "Mode": _text(df["mode"]),
+        "Training data": df["fraction"].map(_fraction),
+        "Pre-trained (A)": df["experiment_a"],
+        "Baseline (B)": df["experiment_b"],
+        "n": df["n"].astype(int),
+        "AUROC A": df["auc_a"].map(fmt),
+        "AUROC B": df["auc_b"].map(fmt),
+        f"A − B ({level:.0%} CI)": [fmt_ci(d, lo, hi) for d, lo, hi in
+                                    zip(df["difference"], df["ci_low"], df["ci_high"], strict=True)],
+        "Z": df["statistic"].map(lambda z: fmt(z, 2)),
+        "p (DeLong)": df["p_value"].map(fmt_p),
+        "Note": _text(df["note"]),
+    })
+
+
+def thresholds_display(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per experiment and operating point."""
+    def point(p: str) -> str:
+        if p in POINT_NAMES:
+            return POINT_NAMES[p]
+        metric, _, target = p.partition("_")
+        return f"{metric.capitalize()} ≥ {float(target):.0%}" if target else p
+
+    return pd.DataFrame({
+        "Experiment": df["experiment"],
+        "Task": df["task"].map(task_name),
+        "Operating point": df["point"].map(point),
+        "Threshold": df["threshold"].map(lambda t: fmt(t, 4)),
+        "Sensitivity": df["sensitivity"].map(fmt),
+        "Specificity": df["specificity"].map(fmt),
+        "Accuracy": df["accuracy"].map(fmt),
+        "TP / FP / TN / FN": [f"{int(a)} / {int(b)} / {int(c)} / {int(d)}"
+                              for a, b, c, d in zip(df["tp"], df["fp"], df["tn"], df["fn"], strict=True)],
+    })
+
+
+def regression_display(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per experiment and metric, value with its CI."""
+    return pd.DataFrame({
+        "Experiment": df["experiment"],
+        "Metric": df["metric"].map(lambda m: METRIC_NAMES.get(m, m)),
+        "Value (CI)": [fmt_ci(v, lo, hi, 2) for v, lo, hi in zip(df["value"], df["ci_low"], df["ci_high"],
+                                                                strict=True)],
+        "n": df["n"].astype(int),
+    })
+
+
+def table_html(df: pd.DataFrame, float_digits: int = 3) -> str:
+    """HTML table with every cell escaped; floats with ``float_digits`` decimals; a note when empty."""
+    if df.empty:
+        return '<p class="lead">This run produced no rows for this table.</p>'
+    return df.to_html(index=False, escape=True, border=0, classes="data", na_rep="",
+                      float_format=lambda x: f"{x:.{float_digits}f}")

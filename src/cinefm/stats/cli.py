@@ -1,0 +1,32 @@
+"""``cinefm stats``: fine-tuning predictions -> AUROC/DeLong/threshold/regression tables and figures."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    """Add the ``stats`` sub-command."""
+    p = subparsers.add_parser(
+        "stats",
+        help="AUROC with DeLong CIs, paired DeLong tests, operating points, regression and Bland–Altman",
+        description="Reads finetune/{experiment}/predictions.csv files (experiment = folder name, "
+        "<task>_<init>_<mode>_<fraction>) and writes auroc.csv, delong.csv, thresholds.csv, "
+        "regression.csv, roc_*.png and bland_altman_*.png to OUT, as the Snakemake rule does. "
+        "The numbers match R pROC (ci.auc, roc.test, coords).",
+    )
+    p.add_argument("--predictions", nargs="+", required=True, help="predictions.csv files, one per experiment")
+    p.add_argument("--out", required=True, help="output folder (plays the role of results/stats)")
+    p.add_argument("--config", default=None, help="config YAML (stats: and labels: sections; default config/config.yaml)")
+    p.add_argument("--baseline-init", default="kinetics", help="init every other init is compared with (default kinetics)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cinefm.config import DEFAULT_CONFIG, load_config
+    from cinefm.stats.experiments import write_stats
+
+    cfg = load_config(args.config or DEFAULT_CONFIG)
+    for path in write_stats(args.predictions, args.out, cfg, baseline_init=args.baseline_init):
+        print(path)
+    return 0

@@ -1,0 +1,77 @@
+"""A results folder as a finished run leaves it (real CSV/PNG files), built once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cinefm.atomic import save_figure
+from cinefm.stats import write_stats
+
+CONFIG = {
+    "cohort": {"name": "phantom"},
+    "pretrain": {"run": "phantom"},
+    "stats": {"ci_level": 0.95, "bootstrap": 40, "bootstrap_seed": 1, "sensitivity_target": 0.9,
+              "specificity_target": 0.9},
+    "labels": {"heart_failure_lvef": 40},
+}
+
+
+def _png(path: Path, title: str) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3, 2))
+    ax = fig.subplots()
+    ax.plot([0, 1, 2], [1, 0, 2])
+    ax.set_title(title)
+    save_figure(fig, path, dpi=60)
+
+
+def _finetune(root: Path, rng) -> list[Path]:
+    n = 60
+    ids = [f"S{i:012x}" for i in range(n)]
+    y = (np.arange(n) % 3 == 0).astype(float)
+    lvef = rng.uniform(20, 70, n)
+    specs = {
+        "dcm_clip_transfer_100": ("dcm", y, rng.normal(size=n) + 1.4 * y),
+        "dcm_kinetics_transfer_100": ("dcm", y, rng.normal(size=n) + 0.6 * y),
+        "lvef_clip_transfer_100": ("lvef", lvef, lvef + rng.normal(0, 5, n)),
+    }
+    paths = []
+    for name, (task, target, score) in specs.items():
+        d = root / "finetune" / name
+        d.mkdir(parents=True)
+        pd.DataFrame({"study_id": ids, "split": "test", "task": task, "target": target, "score": score}).to_csv(
+            d / "predictions.csv", index=False)
+        paths.append(d / "predictions.csv")
+    return paths
+
+
+@pytest.fixture(scope="session")
+def report_config() -> dict:
+    """The config sections the stats and the report read."""
+    return CONFIG
+
+
+@pytest.fixture(scope="session")
+def full_results(tmp_path_factory) -> Path:
+    """results/ with ingest flow, label agreement, pre-training outputs and stats (from write_stats)."""
+    rng = np.random.default_rng(0)
+    root = tmp_path_factory.mktemp("results")
+    (root / "ingest").mkdir()
+    pd.DataFrame({"level": ["files", "series", "studies", "patients"], "stage": "included",
+                  "count": [900, 120, 30, 24]}).to_csv(root / "ingest" / "flow.csv", index=False)
+    _png(root / "ingest" / "flow.png", "flow")
+    (root / "labels").mkdir()
+    pd.DataFrame({"disease": ["hcm", "dcm"], "kappa": [0.81, 0.77], "f1": [0.9, 0.85]}).to_csv(
+        root / "labels" / "agreement.csv", index=False)
+    _png(root / "labels" / "agreement.png", "agreement")
+    (root / "pretrain" / "phantom").mkdir(parents=True)
+    _png(root / "pretrain" / "phantom" / "umap.png", "umap")
+    pd.DataFrame({"direction": ["video→text"], "recall@1": [0.2], "recall@5": [0.6]}).to_csv(
+        root / "pretrain" / "phantom" / "retrieval.csv", index=False)
+    write_stats(_finetune(root, rng), root / "stats", CONFIG)
+    return root
