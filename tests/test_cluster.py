@@ -1,0 +1,109 @@
+"""cinefm.cluster: a job's allocation → Lightning's devices, num_nodes and strategy."""
+
+import logging
+
+import pytest
+
+from cinefm.cluster import ClusterError, allocated_gpus, device_layout, lightning_devices
+
+# What SLURM sets in a Snakemake job step (srun -n1) on a node given 4 GPUs.
+SLURM_4_GPUS = {
+    "SLURM_JOB_ID": "42", "SLURM_JOB_NAME": "0f4c-run-uuid", "SLURM_NTASKS": "1",
+    "SLURM_NTASKS_PER_NODE": "1", "SLURM_JOB_NUM_NODES": "1", "SLURM_NNODES": "1",
+    "SLURM_GPUS_ON_NODE": "4", "CUDA_VISIBLE_DEVICES": "0,1,2,3",
+}
+
+
+def test_no_gpu_anywhere_trains_on_one_cpu_process():
+    layout = device_layout({}, requested=None, cuda_count=0)
+    assert (layout.accelerator, layout.devices, layout.num_nodes, layout.strategy) == (
+        "cpu", 1, 1, "auto")
+
+
+def test_four_allocated_gpus_run_ddp_launched_by_lightning():
+    layout = device_layout(SLURM_4_GPUS, requested=4, cuda_count=4)
+    assert (layout.accelerator, layout.devices, layout.num_nodes, layout.strategy) == (
+        "gpu", 4, 1, "ddp")
+    assert layout.launcher == "lightning"  # one SLURM task: this process starts the other ranks
+
+
+def test_one_gpu_needs_no_ddp():
+    env = dict(SLURM_4_GPUS, SLURM_GPUS_ON_NODE="1", CUDA_VISIBLE_DEVICES="0")
+    layout = device_layout(env, requested=1, cuda_count=1)
+    assert (layout.accelerator, layout.devices, layout.strategy) == ("gpu", 1, "auto")
+
+
+def test_rule_request_limits_a_workstation_with_more_gpus():
+    # local profile on an 8-GPU machine: nothing restricts visibility, the rule asks 1
+    layout = device_layout({}, requested=1, cuda_count=8)
+    assert (layout.devices, layout.strategy) == (1, "auto")
+
+
+def test_local_profile_cap_of_zero_gpus_means_cpu_even_with_gpus_present():
+    assert device_layout({}, requested=0, cuda_count=2).accelerator == "cpu"
+
+
+def test_gpus_allocated_but_not_usable_by_torch_fall_back_to_cpu_with_a_warning(caplog):
+    # the test cluster's fake GPUs: SLURM allocates 4, torch sees none
+    with caplog.at_level(logging.WARNING, logger="cinefm.cluster"):
+        layout = device_layout(SLURM_4_GPUS, requested=4, cuda_count=0)
+    assert (layout.accelerator, layout.devices, layout.strategy) == ("cpu", 1, "auto")
+    assert "torch sees 0" in caplog.text
+
+
+def test_fewer_gpus_allocated_than_requested_uses_the_allocation():
+    env = dict(SLURM_4_GPUS, SLURM_GPUS_ON_NODE="2", CUDA_VISIBLE_DEVICES="0,1")
+    assert device_layout(env, requested=4, cuda_count=2).devices == 2
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, None),
+    ({"CUDA_VISIBLE_DEVICES": ""}, 0),
+    ({"CUDA_VISIBLE_DEVICES": "-1"}, 0),
+    ({"CUDA_VISIBLE_DEVICES": "2,5"}, 2),
+    ({"CUDA_VISIBLE_DEVICES": "GPU-8a1b,GPU-77c2,GPU-0d3e"}, 3),
+    ({"SLURM_GPUS_ON_NODE": "4", "CUDA_VISIBLE_DEVICES": "0"}, 4),
+])
+def test_allocated_gpus_reads_slurm_then_cuda_visible_devices(env, expected):
+    assert allocated_gpus(env) == expected
+
+
+def test_multi_node_job_with_one_task_per_gpu_uses_slurm_launch():
+    env = dict(SLURM_4_GPUS, SLURM_JOB_NUM_NODES="2", SLURM_NNODES="2", SLURM_NTASKS="8",
+               SLURM_NTASKS_PER_NODE="4(x2)")
+    layout = device_layout(env, requested=4, cuda_count=4)
+    assert (layout.devices, layout.num_nodes, layout.strategy, layout.launcher) == (
+        4, 2, "ddp", "slurm")
+
+
+def test_multi_node_job_run_as_one_task_is_refused_with_the_fix():
+    env = dict(SLURM_4_GPUS, SLURM_JOB_NUM_NODES="2", SLURM_NNODES="2")
+    with pytest.raises(ClusterError, match=r"srun --ntasks-per-node=4"):
+        device_layout(env, requested=4, cuda_count=4)
+
+
+def test_malformed_slurm_variable_is_named():
+    with pytest.raises(ClusterError, match="SLURM_GPUS_ON_NODE"):
+        device_layout(dict(SLURM_4_GPUS, SLURM_GPUS_ON_NODE="four"), requested=4, cuda_count=4)
+
+
+def test_lightning_kwargs_inside_slurm_carry_lightnings_own_environment():
+    from lightning.fabric.plugins.environments import LightningEnvironment
+
+    kwargs = lightning_devices(SLURM_4_GPUS, requested=4, cuda_count=4)
+    assert {k: kwargs[k] for k in ("accelerator", "devices", "num_nodes", "strategy")} == {
+        "accelerator": "gpu", "devices": 4, "num_nodes": 1, "strategy": "ddp"}
+    assert [type(p) for p in kwargs["plugins"]] == [LightningEnvironment]
+    assert lightning_devices({}, requested=None, cuda_count=0)["plugins"] == []
+
+
+def test_trainer_accepts_the_kwargs_in_a_slurm_job_without_gpus(monkeypatch):
+    import lightning as L
+
+    for key, value in SLURM_4_GPUS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # this machine has no GPU
+    trainer = L.Trainer(**lightning_devices(requested=4), logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False)
+    assert trainer.num_devices == 1
+    assert type(trainer.accelerator).__name__ == "CPUAccelerator"

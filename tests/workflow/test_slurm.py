@@ -1,0 +1,404 @@
+"""profiles/slurm against a real single-node SLURM (started by the `slurm_cluster` fixture).
+
+The shipped profile is used as is; only the two settings a cluster without an
+accounting database needs are added on the command line (status via squeue,
+first status check after 2 s instead of 40 s). A tiny self-contained workflow
+with rules named like the project's GPU rules checks placement, failure
+reporting and partial reruns; the project's own phantom DAG then runs through
+sbatch. Pure tests at the top check the profile's YAML without SLURM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cinefm.config import DEFAULT_CONFIG, REPO_ROOT
+
+from .conftest import SNAKEMAKE
+
+PROFILE_DIR = REPO_ROOT / "profiles" / "slurm"
+PROFILE = PROFILE_DIR / "config.yaml"
+RULE_FILES = sorted((REPO_ROOT / "workflow" / "rules").glob("*.smk"))
+# What a test cluster without accounting needs on top of the shipped profile.
+TEST_ONLY_FLAGS = ("--slurm-status-command", "squeue",
+                   "--slurm-init-seconds-before-status-checks", "2")
+
+
+def load_profile() -> dict:
+    return yaml.safe_load(PROFILE.read_text())
+
+
+def gpu_rules_of_workflow() -> dict[str, int | None]:
+    """Rules of workflow/rules/*.smk that declare `gpu=` in resources → the count, None if computed."""
+    found: dict[str, int | None] = {}
+    for path in RULE_FILES:
+        blocks = re.split(r"^(?=(?:rule|checkpoint)\s+\w+\s*:)", path.read_text(), flags=re.M)
+        for block in blocks:
+            head = re.match(r"(?:rule|checkpoint)\s+(\w+)\s*:", block)
+            gpu = re.search(r"^\s+gpu\s*=\s*(.+?),?\s*$", block, flags=re.M)
+            if head and gpu:
+                value = gpu.group(1)
+                found[head.group(1)] = int(value) if value.isdigit() else None
+    return found
+
+
+# --------------------------------------------------------------------- pure
+
+
+def test_profile_places_gpu_rules_on_gpu_partitions_without_gres():
+    prof = load_profile()
+    site = prof["cinefm-site"]
+    assert prof["executor"] == "slurm"
+    default = prof["default-resources"]
+    assert default["slurm_partition"] == site["cpu_partition"]
+    assert default["slurm_account"] == site["account"]
+    assert default["mem_mb"] > 0 and default["runtime"] > 0
+    sr = prof["set-resources"]
+    expected = {
+        "pretrain": (site["a100_partition"], site["a100_model"], 4),
+        "finetune": (site["a100_partition"], site["a100_model"], 1),
+        "external_test": (site["b200_partition"], site["b200_model"], 1),
+        "echonet_test": (site["b200_partition"], site["b200_model"], 1),
+    }
+    for rule, (partition, model, gpus) in expected.items():
+        assert (sr[rule]["slurm_partition"], sr[rule]["gpu_model"], sr[rule]["gpu"]) == (
+            partition, model, gpus), rule
+        assert sr[rule]["cpus_per_gpu"] >= 1
+    # the recipe's pitfall: `gres` next to `gpu` makes sbatch reject the job
+    assert all("gres" not in res for res in [default, *sr.values()])
+
+
+def test_every_gpu_rule_of_the_workflow_is_placed_on_a_gpu_partition():
+    prof = load_profile()
+    cpu = prof["default-resources"]["slurm_partition"]
+    for rule, gpus in gpu_rules_of_workflow().items():
+        res = prof["set-resources"].get(rule)
+        assert res is not None, (
+            f"rule {rule} declares gpu but profiles/slurm/config.yaml has no set-resources entry "
+            "for it: add one (slurm_partition, gpu_model, gpu, cpus_per_gpu)")
+        assert res["slurm_partition"] != cpu, rule
+        count = res.get("gpu", gpus)  # the profile's count wins over the rule's
+        if count is None:
+            # Computed from config, maybe 0: with gpu_model set, a 0-GPU job would ask
+            # --gpus=<model>:0 and srun rejects its step ("job doesn't have GRES").
+            assert "gpu_model" not in res, rule
+        else:
+            assert res.get("gpu_model") and count >= 1, rule
+
+
+def dry_run_resources(profile_dir: Path, workdir: Path) -> dict[str, str]:
+    """Dry-run the placement workflow with a profile: rule → the resources Snakemake resolved."""
+    wf = write_placement_workflow(workdir)
+    proc = subprocess.run([SNAKEMAKE, "-n", "--snakefile", str(wf), "--directory", str(workdir),
+                           "--profile", str(profile_dir), "--forceall"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return dict(re.findall(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$",
+                           proc.stdout, flags=re.M))
+
+
+def test_snakemake_reads_the_profile_and_resolves_placement(tmp_path):
+    """Dry run: Snakemake itself accepts the profile and applies set-resources (no SLURM needed)."""
+    resources = dry_run_resources(PROFILE_DIR, tmp_path)
+    assert "slurm_partition=a100" in resources["pretrain"] and "gpu=4" in resources["pretrain"]
+    assert "gpu_model=a100" in resources["pretrain"] and "cpus_per_gpu=8" in resources["pretrain"]
+    assert "slurm_partition=a100" in resources["finetune"] and "gpu=1" in resources["finetune"]
+    assert "slurm_partition=b200" in resources["external_test"]
+    assert "slurm_partition=cpu" in resources["stats"] and "gpu=" not in resources["stats"]
+
+
+def test_renaming_a_partition_in_the_site_block_moves_the_gpu_rules(tmp_path):
+    text = PROFILE.read_text()
+    edited = text.replace("&a100_partition a100", "&a100_partition gpu-a100-80g", 1)
+    edited = edited.replace("&pretrain_gpus 4", "&pretrain_gpus 8", 1)
+    assert edited.count("gpu-a100-80g") == 1, "the site block must name the partition once"
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    (profile / "config.yaml").write_text(edited)
+    workdir = tmp_path / "wf"
+    workdir.mkdir()
+    resources = dry_run_resources(profile, workdir)
+    assert "slurm_partition=gpu-a100-80g" in resources["pretrain"]
+    assert "gpu=8" in resources["pretrain"]
+    assert "slurm_partition=gpu-a100-80g" in resources["finetune"]
+    assert "slurm_partition=b200" in resources["external_test"]
+    assert "slurm_partition=cpu" in resources["stats"]
+
+
+# ------------------------------------------------------------ test workflow
+
+# Each job records where it ran: partition | CUDA_VISIBLE_DEVICES | SLURM_GPUS_ON_NODE
+# (Snakemake shells run with `set -u`, hence ${{VAR:-}}).
+PROBE = ('echo "$SLURM_JOB_PARTITION|${{CUDA_VISIBLE_DEVICES:-}}|${{SLURM_GPUS_ON_NODE:-}}"'
+         " > {output.probe}")
+# The pretrain job also turns its real SLURM environment into a Lightning layout
+# (as if the node's 4 fake GPUs were usable by torch).
+LAYOUT = (f"{sys.executable} -c 'import json, os; from dataclasses import asdict; "
+          "from cinefm.cluster import device_layout; "
+          "print(json.dumps(asdict(device_layout(os.environ, {resources.gpu}, cuda_count=4))))'"
+          " > {output.layout}")
+
+
+def write_placement_workflow(root: Path) -> Path:
+    """A Snakefile with the project's GPU rule names, self-contained (includes nothing)."""
+    text = textwrap.dedent(f"""\
+        rule all:
+            input: "stats.txt", "external_test.txt"
+
+        rule pretrain:
+            output: probe="pretrain.txt", layout="pretrain_layout.json"
+            threads: 1
+            resources: gpu=4, mem_mb=200, runtime=5
+            shell: {PROBE + " && " + LAYOUT!r}
+
+        rule finetune:
+            input: "pretrain.txt"
+            output: probe="finetune.txt"
+            threads: 1
+            resources: gpu=1, mem_mb=200, runtime=5
+            shell: {PROBE!r}
+
+        rule external_test:
+            input: "pretrain.txt"
+            output: probe="external_test.txt"
+            threads: 1
+            resources: gpu=1, mem_mb=200, runtime=5
+            shell: {PROBE!r}
+
+        rule stats:
+            input: "finetune.txt"
+            output: probe="stats.txt"
+            threads: 1
+            resources: mem_mb=200, runtime=5
+            shell: {PROBE!r}
+
+        rule fails:
+            output: "fails.txt"
+            log: "logs/fails.log"
+            threads: 1
+            resources: mem_mb=200, runtime=5
+            shell: 'echo "boom: deliberate failure" > {{log}}; exit 3'
+        """)
+    path = root / "Snakefile"
+    path.write_text(text)
+    return path
+
+
+@dataclass(frozen=True)
+class SlurmJob:
+    jobid: str
+    rule: str
+    partition: str
+    tres: str
+    state: str
+
+
+@dataclass(frozen=True)
+class SlurmRun:
+    returncode: int
+    output: str  # Snakemake's stdout + stderr
+    run_id: str
+    jobs: tuple[SlurmJob, ...]
+
+    def job(self, rule: str) -> SlurmJob:
+        (match,) = [j for j in self.jobs if j.rule == rule]
+        return match
+
+
+def squeue_jobs(run_id: str) -> tuple[SlurmJob, ...]:
+    """Jobs SLURM knows under this Snakemake run (job name = run id; comment = rule_<name>)."""
+    out = subprocess.run(
+        ["squeue", "--states=all", "--noheader", f"--name={run_id}",
+         "-O", "JobID:|,Comment:|,Partition:|,tres-per-job:|,State:|"],
+        capture_output=True, text=True, check=True).stdout
+    jobs = []
+    for line in out.splitlines():
+        jobid, comment, partition, tres, state = (f.strip() for f in line.split("|")[:5])
+        rule = comment.removeprefix("rule_").split("_wildcards_")[0]
+        jobs.append(SlurmJob(jobid, rule, partition, tres, state))
+    return tuple(jobs)
+
+
+class SlurmInvocation:
+    """`snakemake --profile profiles/slurm` started in the background; `wait()` gives the SlurmRun.
+
+    Runs overlap well: most of their time is spent waiting between status checks.
+    """
+
+    def __init__(self, snakefile: Path, workdir: Path, *args: str, name: str = "snakemake"):
+        cmd = [SNAKEMAKE, "--snakefile", str(snakefile), "--directory", str(workdir),
+               "--profile", str(PROFILE_DIR), *TEST_ONLY_FLAGS, *args]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+        env["PYTHONUNBUFFERED"] = "1"
+        self.log = workdir / f"{name}.out"
+        with open(self.log, "w") as fh:
+            self.proc = subprocess.Popen(cmd, cwd=workdir, stdout=fh, stderr=subprocess.STDOUT,
+                                         env=env)
+
+    def wait(self, timeout: float = 300) -> SlurmRun:
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"snakemake ran over {timeout}s:\n{self.log.read_text()}") from None
+        output = self.log.read_text()
+        found = re.search(r"SLURM run ID: (\S+)", output)
+        assert found, f"no SLURM run started:\n{output}"
+        return SlurmRun(self.proc.returncode, output, found.group(1), squeue_jobs(found.group(1)))
+
+
+def phantom_config(results: Path) -> dict:
+    """The default config at its smallest: a few one-study patients, one shard.
+
+    Paths in the config that name files of the repository (config/views.yaml ...)
+    are made absolute so the run can use its own working directory.
+    """
+
+    def absolute(node):
+        if isinstance(node, dict):
+            return {k: absolute(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [absolute(v) for v in node]
+        if isinstance(node, str) and "/" in node and (REPO_ROOT / node).exists():
+            return str(REPO_ROOT / node)
+        return node
+
+    cfg = absolute(yaml.safe_load(DEFAULT_CONFIG.read_text()))
+    cfg["results"] = str(results)
+    cfg["phantom"].update(patients=6, studies_per_patient=[1, 1], frames=[10, 10],
+                          sax_slices=[4, 4])
+    cfg["ingest"]["shards"] = 1
+    return cfg
+
+
+# The front of the project's DAG: the phantom cohort and its first consumers.
+# (The whole DAG is a dozen levels deep; through a 2-core SLURM each level
+# costs ~15 s, so the full run is left to the local demo.)
+PHANTOM_TARGETS = ("phantom", "reports", "ingest_list")
+
+
+@pytest.fixture(scope="module")
+def phantom_launch(slurm_cluster, tmp_path_factory) -> tuple[Path, SlurmInvocation]:
+    root = tmp_path_factory.mktemp("slurm_phantom")
+    configfile = root / "config.yaml"
+    configfile.write_text(yaml.safe_dump(phantom_config(root / "results")))
+    return root, SlurmInvocation(REPO_ROOT / "Snakefile", root, *PHANTOM_TARGETS,
+                                 "--configfile", str(configfile))
+
+
+@pytest.fixture(scope="module")
+def placement_run(slurm_cluster, phantom_launch, tmp_path_factory) -> tuple[Path, SlurmRun]:
+    """The test workflow run once through sbatch: every rule, `fails` included (keep-going).
+
+    Asks for `phantom_launch` so that the project's DAG runs alongside.
+    """
+    root = tmp_path_factory.mktemp("slurm_wf")
+    wf = write_placement_workflow(root)
+    return root, SlurmInvocation(wf, root, "all", "fails.txt", name="first").wait()
+
+
+@pytest.fixture(scope="module")
+def rerun(placement_run) -> tuple[Path, SlurmRun, dict[str, float]]:
+    """Ask for the stats target again with the fine-tuning rule forced (the issue's example).
+
+    (A deleted intermediate output alone triggers nothing while the stats output
+    exists: Snakemake's rule; name the file as a target or use --forcerun.)
+    """
+    root, first = placement_run
+    assert (root / "stats.txt").exists(), first.output
+    before = {p.name: p.stat().st_mtime for p in root.glob("*.txt")}
+    run = SlurmInvocation(root / "Snakefile", root, "stats.txt", "--forcerun", "finetune",
+                          name="rerun").wait()
+    return root, run, before
+
+
+def read_probe(path: Path) -> tuple[str, list[str], str]:
+    partition, visible, gpus_on_node = path.read_text().strip().split("|")
+    return partition, [d for d in visible.split(",") if d], gpus_on_node
+
+
+# ----------------------------------------------------------- SLURM tests
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_gpu_rules_run_on_the_partitions_and_gpu_counts_the_profile_names(placement_run):
+    root, run = placement_run
+    assert read_probe(root / "pretrain.txt")[0] == "a100"
+    assert len(read_probe(root / "pretrain.txt")[1]) == 4
+    assert read_probe(root / "pretrain.txt")[2] == "4"
+    assert read_probe(root / "finetune.txt")[0] == "a100"
+    assert read_probe(root / "finetune.txt")[2] == "1"
+    assert read_probe(root / "external_test.txt")[0] == "b200"
+    assert read_probe(root / "external_test.txt")[2] == "1"
+    assert read_probe(root / "stats.txt") == ("cpu", [], "")
+    # what SLURM itself recorded for each sbatch submission
+    assert (run.job("pretrain").partition, run.job("pretrain").tres) == ("a100", "gres:gpu:a100:4")
+    assert (run.job("finetune").partition, run.job("finetune").tres) == ("a100", "gres:gpu:a100:1")
+    assert (run.job("external_test").partition, run.job("external_test").tres) == (
+        "b200", "gres:gpu:b200:1")
+    assert run.job("stats").partition == "cpu"
+    assert {j.state for j in run.jobs if j.rule != "fails"} == {"COMPLETED"}
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_pretrain_job_turns_its_allocation_into_a_ddp_layout(placement_run):
+    root, _ = placement_run
+    layout = json.loads((root / "pretrain_layout.json").read_text())
+    assert layout == {"accelerator": "gpu", "devices": 4, "num_nodes": 1, "strategy": "ddp",
+                      "launcher": "lightning"}
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_failing_job_is_reported_with_its_rule_and_log(placement_run):
+    root, run = placement_run
+    assert run.returncode != 0
+    assert "Error in rule fails" in run.output
+    assert "logs/fails.log" in run.output
+    assert "boom: deliberate failure" in run.output  # show-failed-logs prints the rule's log
+    assert run.job("fails").state == "FAILED"
+    assert not (root / "fails.txt").exists()
+    # keep-going: the failure did not stop the independent jobs
+    assert (root / "stats.txt").exists() and (root / "external_test.txt").exists()
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_partial_rerun_submits_only_the_missing_output_and_its_dependents(rerun):
+    root, run, before = rerun
+    assert run.returncode == 0, run.output
+    assert sorted(j.rule for j in run.jobs) == ["finetune", "stats"]
+    after = {p.name: p.stat().st_mtime for p in root.glob("*.txt")}
+    assert after["pretrain.txt"] == before["pretrain.txt"]
+    assert after["external_test.txt"] == before["external_test.txt"]
+    assert after["finetune.txt"] > before["finetune.txt"]
+    assert after["stats.txt"] > before["stats.txt"]
+
+
+# ------------------------------------------------------ the project's DAG
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_phantom_dag_runs_through_sbatch(phantom_launch):
+    root, launch = phantom_launch
+    run = launch.wait()
+    assert run.returncode == 0, run.output
+    assert {j.rule for j in run.jobs} == set(PHANTOM_TARGETS), run.jobs
+    assert {j.state for j in run.jobs} == {"COMPLETED"}
+    assert {j.partition for j in run.jobs} == {"cpu"}
+    assert (root / "results" / "phantom" / "faults.csv").exists()
+    assert (root / "results" / "text" / "reports.json").exists()
