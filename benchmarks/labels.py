@@ -1,0 +1,137 @@
+"""Throughput of the report stages: text stage and rules labels on synthetic reports,
+and the openai backend against a local chat-completions server, concurrency 1 vs N.
+
+    .venv/bin/python benchmarks/labels.py [--reports 100000] [--llm-reports 40]
+        [--latency-ms 20] [--concurrency 8]
+
+Prints one table: our figure, the reference measured in the same run, and the ratio.
+References: for the text stage and the rules backend, sentence splitting alone (pysbd,
+the floor both pay); for the openai backend, the same requests with concurrency 1.
+The server sleeps ``--latency-ms`` per request to stand in for model time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from cinefm.config import REPO_ROOT, load_config  # noqa: E402
+from cinefm.labels.chat_server import ChatServer, keyword_responder  # noqa: E402
+from cinefm.labels.openai import LLMSettings, OpenAIBackend  # noqa: E402
+from cinefm.labels.rules import RuleLabeler  # noqa: E402
+from cinefm.labels.vocabulary import load_vocabulary  # noqa: E402
+from cinefm.privacy import PHANTOM_KEY  # noqa: E402
+from cinefm.text.reports import build_reports  # noqa: E402
+from cinefm.text.sentences import SentenceSplitter  # noqa: E402
+
+SENTENCES = {
+    "hcm": ("Asymmetric septal hypertrophy, consistent with hypertrophic cardiomyopathy (HCM).",
+            "No evidence of hypertrophic cardiomyopathy.", "HCM cannot be excluded."),
+    "dcm": ("Dilated LV with globally reduced systolic function, consistent with dilated cardiomyopathy.",
+            "No features of DCM.", "Mild LV dilatation, ?DCM."),
+    "prior_mi": ("Old LAD territory infarct (prior MI) with an akinetic anteroseptal segment.",
+                 "No LGE to suggest previous myocardial infarction.", "Questionable subendocardial LGE, possible old MI."),
+    "rv_dilation": ("The RV is dilated (RVEDV 230 ml).", "The right ventricle is not dilated.",
+                    "Possible mild RV dilatation."),
+    "pericardial_effusion": ("Small circumferential pericardial effusion.", "No pericardial effusion.",
+                             "A trace pericardial effusion cannot be excluded."),
+    "amyloidosis": ("Appearances consistent with cardiac amyloid.", "No evidence of cardiac amyloidosis.",
+                    "Amyloid cannot be excluded."),
+}
+NAMES = ["Anna Rossi", "Jonas Weber", "Sofia Meyer", "Erik Hansen", "Lea Ortega", "Karl Novak"]
+
+
+def synthetic_reports(n: int, seed: int = 0) -> list[list[str]]:
+    """Rows (patient_id, patient_name, accession_number, exam_date, report_text) with PHI inside."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        name = NAMES[i % len(NAMES)]
+        date = f"20{rng.integers(10, 24)}-{rng.integers(1, 13):02d}-{rng.integers(1, 29):02d}"
+        body = [SENTENCES[d][int(rng.choice(3, p=[0.2, 0.6, 0.2]))] for d in SENTENCES if rng.random() < 0.6]
+        text = (f"CARDIAC MRI REPORT\nPatient: {name}   MRN: {10_000_000 + i}   Exam date: {date}\n"
+                f"Clinical history: Dr. Smith referred {name.split()[0]} for breathlessness.\n"
+                f"Findings: LVEDV {rng.integers(90, 260)} ml, LVEF {rng.integers(15, 75)}%. " + " ".join(body)
+                + f"\nImpression:\n1. {body[0] if body else 'Normal CMR study.'}\nReported by Dr. E. Novak on {date}.")
+        rows.append([str(10_000_000 + i), name, f"A{20_000_000 + i}", date, text])
+    return rows
+
+
+def _rate(n: int, seconds: float) -> float:
+    return n / max(seconds, 1e-9)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reports", type=int, default=100_000, help="synthetic reports for text + rules")
+    ap.add_argument("--llm-reports", type=int, default=40, help="reports sent to the local chat server")
+    ap.add_argument("--latency-ms", type=float, default=20.0, help="simulated model time per request")
+    ap.add_argument("--concurrency", type=int, default=8, help="N of the openai comparison")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    cfg = load_config(REPO_ROOT / "config" / "config.yaml")
+    vocab = load_vocabulary(REPO_ROOT / cfg["labels"]["vocabulary"], cfg["labels"]["diseases"])
+    rows = synthetic_reports(args.reports)
+    table = []
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "reports.csv"
+        with open(src, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["patient_id", "patient_name", "accession_number", "exam_date", "report_text"])
+            w.writerows(rows)
+        t = time.perf_counter()
+        build_reports(src, Path(tmp) / "text", PHANTOM_KEY, vocab_size=cfg["text"]["vocab_size"],
+                      max_tokens=cfg["text"]["max_tokens"])
+        text_rate = _rate(len(rows), time.perf_counter() - t)
+        import pandas as pd
+
+        texts = pd.read_csv(Path(tmp) / "text" / "reports.csv")["report_text"].tolist()
+
+    splitter = SentenceSplitter()
+    t = time.perf_counter()
+    for text in texts:
+        splitter(text)
+    split_rate = _rate(len(texts), time.perf_counter() - t)
+    rules = RuleLabeler(vocab, splitter)
+    t = time.perf_counter()
+    rules.label(texts)
+    rules_rate = _rate(len(texts), time.perf_counter() - t)
+    table.append(("text stage (scrub+split+WordPiece+JSON), reports/s", text_rate, split_rate))
+    table.append(("rules backend, reports/s", rules_rate, split_rate))
+
+    topics = {d.definition: [d.name, *d.abbreviations] for d in vocab.diseases}
+    llm_texts = texts[: args.llm_reports]
+    rates = {}
+    for concurrency in (1, args.concurrency):
+        with ChatServer(keyword_responder(topics, latency_s=args.latency_ms / 1000)) as server:
+            backend = OpenAIBackend(LLMSettings(base_url=server.base_url, model="bench", concurrency=concurrency,
+                                                max_retries=1, backoff_s=0.01, timeout_s=30), vocab)
+            t = time.perf_counter()
+            backend.label(llm_texts)
+            rates[concurrency] = _rate(backend.requests_sent, time.perf_counter() - t)
+    table.append((f"openai backend, requests/s (concurrency {args.concurrency} vs 1)",
+                  rates[args.concurrency], rates[1]))
+
+    print(f"{len(rows)} synthetic reports; {len(llm_texts)} x {len(vocab.diseases)} LLM requests with "
+          f"{args.latency_ms:g} ms simulated latency; {os.cpu_count()} CPUs")
+    print(f"{'measure':<62} {'ours':>10} {'reference':>10} {'ratio':>7}")
+    for name, ours, ref in table:
+        print(f"{name:<62} {ours:>10.1f} {ref:>10.1f} {ours / ref:>7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""The left-ventricular ejection fraction as a report states it ("LVEF 55 %", "EF of 35%").
+
+Deterministic for every backend: the LVEF column of ``labels.csv`` is what the text
+says, never a model's guess. Right-ventricular values (RVEF, "RV ejection fraction")
+are skipped; a typo in "ejection fraction" is tolerated; a range ("50-55 %") gives its midpoint; a fraction ("EF 0.55") is read
+as percent; the first LV statement wins ("LVEF 35 % (previously 50 %)" -> 35).
+"""
+
+from __future__ import annotations
+
+import re
+
+# "ejection fraction" with room for one typo per word ("ejectoin fraction").
+_EJECTION_FRACTION = r"ej\w{4,7}[\s-]+fr\w{4,7}"
+_LABEL = (
+    r"(?<![\w-])(?<!RV )(?<!RV-)(?<!right ventricular )(?<!right ventricle )(?<!right )"
+    rf"(?:LV\s*EF|LVEF|L\.V\.E\.F\.?|left[\s-]+ventric(?:ular|le)\s+(?:systolic\s+)?{_EJECTION_FRACTION}"
+    rf"|LV\s+(?:systolic\s+)?{_EJECTION_FRACTION}|{_EJECTION_FRACTION}|EF)"
+)
+# Words may stand between the label and the number ("is preserved at", "(biplane):"),
+# but not another measurement or a sentence end.
+_GAP = (
+    r"(?:(?!\b(?:RV|RVEF|EDV|ESV|SV|CO|mass|volume|index|previous(?:ly)?|prior|baseline)\b)"
+    r"[^\d\n.;]|\.(?!\s)){0,40}?"
+)
+_NUMBER = r"(\d{1,2}(?:\.\d+)?|0?\.\d+|100)"
+_LVEF_RE = re.compile(
+    rf"{_LABEL}{_GAP}{_NUMBER}(?:\s*%?\s*(?:-|–|to)\s*{_NUMBER})?\s*(%|percent|pct)?(?!\s*(?:ml|mL|mm|cm|g\b|bpm|/|\d))",
+    re.IGNORECASE,
+)
+
+
+def parse_lvef(text: str) -> float | None:
+    """The first left-ventricular EF stated in ``text``, in percent (one decimal), or None."""
+    for m in _LVEF_RE.finditer(text or ""):
+        low = float(m[1])
+        high = float(m[2]) if m[2] else low
+        value = (low + high) / 2
+        if value < 1 and "." in m[1] and not m[3]:
+            value *= 100
+        if 1 <= value <= 95:
+            return round(value, 1)
+    return None

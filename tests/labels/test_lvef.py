@@ -1,0 +1,28 @@
+import pytest
+
+from cinefm.labels.lvef import parse_lvef
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("LVEF 55%", 55.0),
+    ("EF of 35 %", 35.0),
+    ("ejection fraction: 42%", 42.0),
+    ("LV ejection fraction is preserved at 62 %.", 62.0),
+    ("LVEF (biplane): 47.5 %", 47.5),
+    ("LV EF = 61%", 61.0),
+    ("ejection fraction of 55 percent", 55.0),
+    ("The left ventricular ejection fraction is 44%.", 44.0),
+    ("LVEF 50-55%", 52.5),
+    ("LV ejectoin fraction 71%", 71.0),
+    ("EF 0.55", 55.0),
+    ("LVEDV 180 ml, LVESV 90 ml, LVEF: 33%, LV mass 120 g.", 33.0),
+    ("RVEF 45%, LVEF 30%", 30.0),
+    ("RV ejection fraction 45 %. Left ventricular ejection fraction 28%.", 28.0),
+    ("LVEF 35 % (previously 50 %)", 35.0),
+    ("LVEF could not be calculated. LVEDV 150 ml", None),
+    ("RVEF 52%.", None),
+    ("Maximal wall thickness 19 mm.", None),
+    ("", None),
+])
+def test_lvef_as_stated(text, expected):
+    assert parse_lvef(text) == expected

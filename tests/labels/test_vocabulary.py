@@ -1,0 +1,30 @@
+import pytest
+import yaml
+
+from cinefm.config import ConfigError
+from cinefm.labels.vocabulary import load_vocabulary
+
+
+def test_project_vocabulary_covers_the_configured_diseases(vocab, labels_cfg):
+    assert vocab.keys == tuple(labels_cfg["diseases"])
+    assert all(d.synonyms or d.patterns for d in vocab.diseases)
+    assert "{report}" in vocab.prompts.question and vocab.prompts.answer_values["uncertain"] is None
+
+
+def test_disease_without_an_entry_names_the_file_and_key(labels_cfg):
+    with pytest.raises(ConfigError, match=r"labels\.yaml.*myocarditis.*labels\.diseases"):
+        load_vocabulary(labels_cfg["vocabulary"], ["hcm", "myocarditis"])
+
+
+def test_bad_cue_list_names_its_key(labels_cfg, tmp_path):
+    doc = yaml.safe_load(open(labels_cfg["vocabulary"]))
+    doc["cues"]["negation"]["pre"] = "no"
+    bad = tmp_path / "labels.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match=r"cues\.negation\.pre: expected a list"):
+        load_vocabulary(bad, ["hcm"])
+
+
+def test_missing_vocabulary_file_names_the_config_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"config\.labels\.vocabulary: file not found"):
+        load_vocabulary(tmp_path / "nope.yaml", ["hcm"])

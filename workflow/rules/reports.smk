@@ -1,0 +1,86 @@
+# Reports: PHI-scrubbed sentences + tokens (indexed JSON), disease labels, agreement
+# with human annotators. Code: src/cinefm/text (reports), src/cinefm/labels.
+
+
+rule reports:
+    input:
+        reports=reports_csv(),
+    output:
+        json=f"{R}/text/reports.json",
+        index=f"{R}/text/reports.json.idx",
+        table=f"{R}/text/reports.csv",
+        rejected=f"{R}/text/rejected.csv",
+        tokenizer=directory(f"{R}/text/tokenizer"),
+    params:
+        text=config["text"],
+        key_file=config["privacy"]["key_file"],
+        phantom=IS_PHANTOM,
+    log:
+        "logs/reports.log",
+    benchmark:
+        "benchmarks/reports/reports.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        env("text")
+    script:
+        "../scripts/reports.py"
+
+
+rule labels:
+    input:
+        reports=f"{R}/text/reports.csv",
+        vocabulary=config["labels"]["vocabulary"],
+    output:
+        labels=f"{R}/labels/labels.csv",
+    params:
+        labels=config["labels"],
+        cache_dir=config["labels"]["llm"].get("cache_dir") or f"{R}/labels/llm_cache",
+    log:
+        "logs/labels.log",
+    benchmark:
+        "benchmarks/labels/labels.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000 if config["labels"]["backend"] != "hf" else 64000,
+        runtime=600,
+        gpu=1 if config["labels"]["backend"] == "hf" else 0,
+    conda:
+        env("text")
+    script:
+        "../scripts/labels.py"
+
+
+rule agreement:
+    input:
+        labels=f"{R}/labels/labels.csv",
+        human=human_labels_csv(),
+    output:
+        table=f"{R}/labels/agreement.csv",
+        figure=report(f"{R}/labels/agreement.png", category="Labels"),
+    params:
+        diseases=config["labels"]["diseases"],
+        key_file=config["privacy"]["key_file"],
+        phantom=IS_PHANTOM,
+        bootstrap=config["stats"]["bootstrap"],
+        seed=config["stats"]["bootstrap_seed"],
+        level=config["stats"]["ci_level"],
+    log:
+        "logs/agreement.log",
+    benchmark:
+        "benchmarks/agreement/agreement.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        env("text")
+    script:
+        "../scripts/agreement.py"
+
+
+FINAL_TARGETS.extend([f"{R}/text/reports.json", f"{R}/labels/labels.csv"])
+if human_labels_csv():
+    FINAL_TARGETS.append(f"{R}/labels/agreement.csv")
