@@ -42,13 +42,15 @@ def gpu_rules_of_workflow() -> dict[str, int | None]:
     """Rules of workflow/rules/*.smk that declare `gpu=` in resources → the count, None if computed."""
     found: dict[str, int | None] = {}
     for path in RULE_FILES:
-        blocks = re.split(r"^(?=(?:rule|checkpoint)\s+\w+\s*:)", path.read_text(), flags=re.M)
+        rule_head = r"(?:rule|checkpoint)\s+(\w+)\s*:|use rule \w+ as (\w+) with:"
+        split_at = r"^\s*(?=(?:rule|checkpoint)\s+\w+\s*:|use rule \w+ as \w+ with:)"
+        blocks = re.split(split_at, path.read_text(), flags=re.M)
         for block in blocks:
-            head = re.match(r"(?:rule|checkpoint)\s+(\w+)\s*:", block)
+            head = re.match(rule_head, block)
             gpu = re.search(r"^\s+gpu\s*=\s*(.+?),?\s*$", block, flags=re.M)
             if head and gpu:
                 value = gpu.group(1)
-                found[head.group(1)] = int(value) if value.isdigit() else None
+                found[head.group(1) or head.group(2)] = int(value) if value.isdigit() else None
     return found
 
 

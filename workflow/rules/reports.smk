@@ -44,13 +44,24 @@ rule labels:
         "benchmarks/labels/labels.tsv"
     threads: 1
     resources:
-        mem_mb=4000 if config["labels"]["backend"] != "hf" else 64000,
+        mem_mb=4000,
         runtime=600,
-        gpu=1 if config["labels"]["backend"] == "hf" else 0,
     conda:
         env("text")
     script:
         "../scripts/labels.py"
+
+
+# The hf backend runs a local causal LM: the same rule, placed on a GPU.
+if config["labels"]["backend"] == "hf":
+
+    use rule labels as labels_hf with:
+        resources:
+            mem_mb=64000,
+            runtime=600,
+            gpu=1,
+
+    ruleorder: labels_hf > labels
 
 
 rule agreement:
