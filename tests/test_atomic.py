@@ -28,3 +28,10 @@ def test_write_csv_roundtrip(tmp_path):
     df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
     write_csv(df, tmp_path / "t.csv")
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "t.csv"), df)
+
+
+def test_atomic_file_gets_the_permissions_of_a_plain_write(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    write_text(tmp_path / "atomic.txt", "x")
+    assert (tmp_path / "atomic.txt").stat().st_mode == plain.stat().st_mode

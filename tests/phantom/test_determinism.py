@@ -61,3 +61,11 @@ def test_bad_options_fail_with_the_key_named(tmp_path):
         generate_cohort(tmp_path, patients=1, seed=1, frames=(30, 20))
     with pytest.raises(ValueError, match="phantom.patients"):
         generate_cohort(tmp_path, patients=0, seed=1)
+
+
+def test_uids_of_different_parts_never_collide():
+    from cinefm.phantom.writer import make_uid
+
+    assert make_uid(7, "sop", 1, 10) != make_uid(7, "sop", 11, 0)
+    uids = {make_uid(7, "sop", s, f) for s in range(13) for f in range(51)}
+    assert len(uids) == 13 * 51

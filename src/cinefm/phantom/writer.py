@@ -41,8 +41,12 @@ _RLE_PLUGIN = "pylibjpeg" if "pylibjpeg" in RLELosslessEncoder.available_plugins
 
 
 def make_uid(*parts: object) -> str:
-    """A deterministic UID from the given parts (cohort seed first)."""
-    return generate_uid(prefix=UID_PREFIX, entropy_srcs=[str(p) for p in parts])
+    """A deterministic UID from the given parts (cohort seed first).
+
+    pydicom joins entropy sources without a separator, so the parts are joined here
+    with one: otherwise (slice 1, frame 10) and (slice 11, frame 0) would collide.
+    """
+    return generate_uid(prefix=UID_PREFIX, entropy_srcs=["\x1f".join(str(p) for p in parts)])
 
 
 @dataclass(frozen=True)
