@@ -1,0 +1,141 @@
+"""Fine-tuning throughput (clips/s): the full pipeline step against the bare model step.
+
+Runs ``--steps`` training steps of one experiment through the same code as the
+``finetune`` rule (:func:`cinefm.train.finetune.prepare` + a Lightning Trainer: HDF5
+reading, clip transforms, view padding, StudyModel, loss, AdamW) on an existing results
+folder (splits, labels, ingest/studies.csv), then the same number of steps of the bare
+model (forward, loss, backward, AdamW on random clips already on the device, batches of
+the pipeline's mean shape). Prints one table: clips/s of each and their ratio (what data
+loading and Lightning cost). ``--shapes paper`` uses the paper's encoder (MViT-B,
+16×224×224, projection 512, MIL 128, batch 8; needs a GPU), ``cpu`` the demo config.
+
+    .venv/bin/python benchmarks/finetune.py --results results [--experiment lvef_kinetics_transfer_100] \
+        [--steps 300] [--shapes cpu|paper] [--batch-size N] [--gpus 1] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import Callback
+
+from cinefm.cluster import lightning_devices
+from cinefm.config import DEFAULT_CONFIG, REPO_ROOT, deep_merge, validate_config
+from cinefm.log import setup_logging
+from cinefm.models.heads import trainable_parameters
+from cinefm.train.finetune import close_readers, prepare
+
+
+class ClipCounter(Callback):
+    """Clips (real views) per training step and the wall time of the steps after ``warmup``."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup, self.clips, self.views, self.seconds, self._t0 = warmup, 0, [], 0.0, 0.0
+
+    def _sync(self, module) -> None:
+        if module.device.type == "cuda":
+            torch.cuda.synchronize(module.device)
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        self._sync(module)
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self._sync(module)
+        self.views.append(tuple(batch["mask"].shape))
+        if trainer.global_step > self.warmup:
+            self.seconds += time.perf_counter() - self._t0
+            self.clips += int(batch["mask"].sum())
+
+
+def config_for(shapes: str, batch_size: int | None) -> dict:
+    cfg = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    if shapes == "paper":
+        paper = yaml.safe_load((REPO_ROOT / "config" / "paper.yaml").read_text())
+        cfg["models"] = deep_merge(paper["models"], {"video": {"weights": None}})
+        for key in ("mil_hidden", "batch_size", "lvef", "disease"):
+            cfg["finetune"][key] = paper["finetune"][key]
+    cfg["finetune"]["allow_random_baseline"] = True
+    if batch_size:
+        cfg["finetune"]["batch_size"] = batch_size
+    validate_config(cfg)
+    return cfg
+
+
+def pipeline(prep, steps: int, warmup: int, gpus: int | None) -> tuple[float, ClipCounter]:
+    counter = ClipCounter(warmup)
+    trainer = L.Trainer(max_steps=steps, max_epochs=-1, limit_val_batches=0, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                        precision=prep.settings.precision, callbacks=[counter], **lightning_devices(requested=gpus))
+    trainer.fit(prep.module, train_dataloaders=prep.datamodule.train_dataloader())
+    return counter.clips / max(counter.seconds, 1e-9), counter
+
+
+def bare(prep, counter: ClipCounter, steps: int, warmup: int) -> float:
+    module = prep.module.train()
+    device = module.device
+    b = round(sum(s[0] for s in counter.views) / len(counter.views))
+    k = round(sum(s[1] for s in counter.views) / len(counter.views))
+    spec = prep.datamodule.spec
+    clips = torch.randn(b, k, spec.channels, spec.frames, spec.size, spec.size, device=device)
+    mask = torch.ones(b, k, dtype=torch.bool, device=device)
+    target = torch.full((b, len(module.hparams.tasks)), 50.0 if module.hparams.kind == "regression" else 1.0,
+                        device=device)
+    opt = torch.optim.AdamW(trainable_parameters(module.model), lr=module.hparams.lr)
+    seconds = 0.0
+    for step in range(steps):
+        t0 = time.perf_counter()
+        loss = module.loss(module.model(clips, mask).logits, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if step >= warmup:
+            seconds += time.perf_counter() - t0
+    return (steps - warmup) * b * k / seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--results", required=True, help="results folder with splits/, labels/, ingest/")
+    ap.add_argument("--experiment", default="lvef_kinetics_transfer_100")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--shapes", choices=["cpu", "paper"], default="cpu")
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--gpus", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    setup_logging()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = config_for(args.shapes, args.batch_size)
+    res = Path(args.results)
+    prep = prepare(REPO_ROOT / "config" / "experiments" / f"{args.experiment}.yaml", cfg,
+                   splits_csv=res / "splits" / "splits.csv", studies_csv=res / "ingest" / "studies.csv",
+                   labels_csv=res / "labels" / "labels.csv", pretrain_ckpt=None)
+    t0 = time.perf_counter()
+    ours, counter = pipeline(prep, args.steps, args.warmup, args.gpus)
+    wall = time.perf_counter() - t0
+    close_readers(prep.datamodule)
+    reference = bare(prep, counter, args.steps, args.warmup)
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() and args.gpus != 0 else platform.processor()
+    print(f"\n{args.experiment}, shapes {args.shapes} ({cfg['models']['video']['name']} "
+          f"{cfg['models']['video']['frames']}x{cfg['models']['video']['size']}^2), batch "
+          f"{cfg['finetune']['batch_size']} studies, {args.steps} steps in {wall:.1f} s, "
+          f"torch threads {torch.get_num_threads()}, device {device or 'cpu'}\n")
+    print("| implementation | clips/s | ratio bare / pipeline |")
+    print("|---|---:|---:|")
+    print(f"| cinefm finetune step (data + Lightning + model) | {ours:.1f} | — |")
+    print(f"| bare model step (random clips on device) | {reference:.1f} | {reference / ours:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

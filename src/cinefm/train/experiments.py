@@ -1,0 +1,193 @@
+"""Fine-tuning experiment files: ``config/experiments/<name>.yaml``, one per experimental setup.
+
+A file holds only what distinguishes one setup from another (validated against
+``workflow/schemas/experiment.schema.yaml``; unknown keys are errors)::
+
+    task: lvef            # lvef | diseases | one disease key of config labels.diseases
+    init: clip            # clip (contrastive checkpoint) | kinetics (Kinetics-400) | random
+    mode: transfer        # finetune (trunk frozen) | transfer (all trainable)
+    fraction: 1.0         # share of the downstream training patients
+    seed: 0               # weight initialisation + Lightning seed
+    # optional: fraction_seed (default splits.fraction_seed), pretrain_run (default
+    # pretrain.run), description
+
+``task: diseases`` trains one multi-label model with one sigmoid output per disease of
+``labels.diseases`` (the method's head); a single disease key trains a one-output model.
+Training settings (lr, weight decay, steps/epochs, precision) come from the config's
+``finetune.lvef`` / ``finetune.disease`` sections.
+
+The file name is the experiment's name and the folder of its outputs
+(``results/finetune/<name>/``). The statistics stage reads init, mode and fraction back
+from names shaped ``<task>_<init>_<mode>_<percent>`` (``lvef_clip_transfer_100``,
+``disease_kinetics_finetune_25``; ``disease`` stands for ``task: diseases``), so a name of
+that shape must agree with the file's content.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from cinefm.config import REPO_ROOT, ConfigError
+
+log = logging.getLogger(__name__)
+
+EXPERIMENT_SCHEMA = REPO_ROOT / "workflow" / "schemas" / "experiment.schema.yaml"
+TASK_LVEF = "lvef"
+TASK_DISEASES = "diseases"
+NAME_DISEASES = "disease"  # how task `diseases` is spelled in experiment names
+INITS = ("clip", "kinetics", "random")
+MODES = ("finetune", "transfer")
+
+Kind = Literal["regression", "classification"]
+
+
+class ExperimentError(ConfigError):
+    """An experiment file is malformed; the message names the file, the key and the fix."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One validated experiment file (see the module docstring for the keys)."""
+
+    name: str
+    path: Path
+    task: str
+    init: str
+    mode: str
+    fraction: float
+    seed: int
+    fraction_seed: int | None = None
+    pretrain_run: str | None = None
+    description: str = ""
+
+    @property
+    def kind(self) -> Kind:
+        """``regression`` for LVEF, ``classification`` for diseases."""
+        return "regression" if self.task == TASK_LVEF else "classification"
+
+    def tasks(self, diseases: Sequence[str]) -> list[str]:
+        """Target columns of ``labels.csv`` this experiment trains on."""
+        if self.task == TASK_DISEASES:
+            return list(diseases)
+        return [self.task]
+
+
+def fraction_label(fraction: float) -> str:
+    """A training fraction as the percent in experiment names: 1.0 → ``100``, 0.25 → ``25``, 0.025 → ``2.5``."""
+    return f"{round(float(fraction) * 100, 6):g}"
+
+
+def expected_name(task: str, init: str, mode: str, fraction: float) -> str:
+    """The canonical experiment name ``<task>_<init>_<mode>_<percent>``."""
+    task_part = NAME_DISEASES if task == TASK_DISEASES else task
+    return f"{task_part}_{init}_{mode}_{fraction_label(fraction)}"
+
+
+def _schema() -> dict:
+    with open(EXPERIMENT_SCHEMA) as fh:
+        return yaml.safe_load(fh)
+
+
+def validate_experiment(doc: Any, source: str) -> None:
+    """Check ``doc`` against the experiment schema; raise ExperimentError naming ``source`` and the key."""
+    import jsonschema
+
+    if not isinstance(doc, Mapping):
+        raise ExperimentError(f"{source}: an experiment file is a YAML mapping of task, init, mode, fraction, "
+                              f"seed; got {type(doc).__name__}")
+    schema = _schema()
+    allowed = sorted(schema["properties"])
+    unknown = sorted(set(doc) - set(allowed))
+    if unknown:
+        raise ExperimentError(
+            f"{source}: unknown key(s) {unknown}; an experiment file may hold only {allowed} — training "
+            "settings (lr, weight_decay, max_steps, epochs, precision) belong in the config's finetune: section")
+    missing = [k for k in schema["required"] if k not in doc]
+    if missing:
+        raise ExperimentError(f"{source}: missing key(s) {missing}; required: {schema['required']}")
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(dict(doc)), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        key = ".".join(str(p) for p in err.absolute_path) or "(file)"
+        raise ExperimentError(f"{source}: key '{key}': {err.message}")
+
+
+def parse_experiment(doc: Mapping[str, Any], name: str, path: str | os.PathLike,
+                     diseases: Sequence[str]) -> Experiment:
+    """Validate ``doc`` (the parsed YAML) and return the :class:`Experiment` ``name``.
+
+    ``diseases`` is config ``labels.diseases``: the allowed single-disease tasks.
+    """
+    source = str(path)
+    validate_experiment(doc, source)
+    task = doc["task"]
+    known = [TASK_LVEF, TASK_DISEASES, *diseases]
+    if task not in known:
+        raise ExperimentError(f"{source}: key 'task': {task!r} is not one of {known} "
+                              "(lvef, diseases, or a disease key of config labels.diseases)")
+    exp = Experiment(
+        name=name, path=Path(path), task=task, init=doc["init"], mode=doc["mode"],
+        fraction=float(doc["fraction"]), seed=int(doc["seed"]),
+        fraction_seed=None if doc.get("fraction_seed") is None else int(doc["fraction_seed"]),
+        pretrain_run=doc.get("pretrain_run"), description=str(doc.get("description", "")),
+    )
+    check_name(exp)
+    return exp
+
+
+def check_name(exp: Experiment) -> None:
+    """A name shaped ``<task>_<init>_<mode>_<percent>`` must say what the file says (stats reads it)."""
+    parts = exp.name.rsplit("_", 3)
+    canonical = expected_name(exp.task, exp.init, exp.mode, exp.fraction)
+    if len(parts) == 4 and parts[1] in INITS and parts[2] in MODES:
+        if exp.name != canonical:
+            raise ExperimentError(
+                f"{exp.path}: the name {exp.name!r} says task/init/mode/percent "
+                f"{parts[0]}/{parts[1]}/{parts[2]}/{parts[3]} but the file says "
+                f"{exp.task}/{exp.init}/{exp.mode}/{fraction_label(exp.fraction)}; rename the file to "
+                f"{canonical}.yaml or fix its keys (the statistics stage reads them from the name)")
+    else:
+        log.warning("%s: name %r is not shaped <task>_<init>_<mode>_<percent> (e.g. %s); the statistics "
+                    "stage will not pair it with its baseline", exp.path, exp.name, canonical)
+
+
+def load_experiment(path: str | os.PathLike, diseases: Sequence[str]) -> Experiment:
+    """Read and validate one experiment file; its stem is the experiment name."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExperimentError(f"{path}: experiment file not found; experiments live in config "
+                              "finetune.experiments (one <name>.yaml per setup)")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ExperimentError(f"{path}: not valid YAML: {err}") from err
+    return parse_experiment(doc, path.stem, path, diseases)
+
+
+def experiment_paths(directory: str | os.PathLike, select: Sequence[str] | None = None) -> list[Path]:
+    """The experiment files to run: every ``*.yaml`` of ``directory``, or only the names in ``select``."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ExperimentError(f"config.finetune.experiments: {directory} is not a directory of experiment files")
+    found = {p.stem: p for p in sorted(directory.glob("*.yaml"))}
+    if select is None:
+        return list(found.values())
+    missing = [s for s in select if s not in found]
+    if missing:
+        raise ExperimentError(f"config.finetune.select: no file {missing[0]}.yaml in {directory} "
+                              f"(available: {sorted(found)})")
+    return [found[s] for s in select]
+
+
+__all__ = [
+    "EXPERIMENT_SCHEMA", "INITS", "MODES", "TASK_DISEASES", "TASK_LVEF", "Experiment", "ExperimentError",
+    "check_name", "expected_name", "experiment_paths", "fraction_label", "load_experiment",
+    "parse_experiment", "validate_experiment",
+]

@@ -1,0 +1,636 @@
+"""Downstream fine-tuning: LVEF regression and disease classification on multi-view studies.
+
+One experiment (:mod:`cinefm.train.experiments`) = one run of :func:`run_finetune`:
+
+1. checks before any training — the experiment file (schema, names), the initialisation
+   (``clip``: the pre-training ``last.ckpt`` exists; ``kinetics``: ``models.video.weights``
+   is set, or the config allows a random stand-in), and the targets (every task has at
+   least one known label among the training studies);
+2. builds :class:`~cinefm.models.heads.StudyModel` (video trunk → ``video_proj`` → gated
+   attention MIL → head; LayerNorm on the view embeddings for classification), loads the
+   init, applies the mode (``finetune``: trunk frozen; ``transfer``: all trainable);
+3. trains with AdamW under Lightning (``finetune.lvef``: a step budget, validation every
+   ``val_every_steps``; ``finetune.disease``: epochs, validation every epoch) and keeps the
+   checkpoint with the best validation metric (MAE for LVEF; mean AUROC over the diseases
+   whose validation labels hold both classes, else validation loss);
+4. reloads that checkpoint once and writes ``predictions.csv`` for the validation and test
+   studies, ``metrics.csv`` and ``best.ckpt``. The test split is never seen before.
+
+Losses (pure functions below): LVEF — Huber loss on the z-scored target
+``(y − μ_train) / σ_train`` (the head predicts z, scores are de-normalised to percent);
+diseases — binary cross-entropy with ``pos_weight = n_neg / n_pos`` of the training split,
+per disease, unknown labels (NaN) masked out. Metrics are torchmetrics': MAE, MSE and
+heart-failure AUROC (reference LVEF < ``labels.heart_failure_lvef``, score = −predicted
+LVEF) for LVEF; AUROC per disease.
+
+``predictions.csv`` (one row per study and task; the statistics stage's input):
+``study_id, patient_id, split (val|test), task, target (empty = unknown), score``
+(predicted LVEF in percent, or the disease probability) and ``attn_<view>`` — the share of
+the MIL attention that the study's clips of that view received (their attention summed;
+the columns of a row sum to 1 over the views present, empty for absent views).
+
+``metrics.csv`` (long): ``experiment, task, init, init_effective, mode, fraction,
+fraction_seed, seed, stage, split, step, epoch, metric, value, note`` with stage ``data``
+(study counts, exclusions, pos_weight), ``history`` (every validation during training) and
+``best`` (the selected checkpoint re-evaluated on val and test).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torchmetrics.aggregation import CatMetric, MeanMetric
+from torchmetrics.functional import mean_absolute_error, mean_squared_error
+from torchmetrics.functional.classification import binary_auroc
+
+from cinefm.atomic import write_csv
+from cinefm.config import ConfigError
+from cinefm.data.h5 import VIEWS
+from cinefm.models.heads import (
+    StudyModel,
+    build_study_model,
+    load_pretrained_video,
+    set_mode,
+    trainable_parameters,
+)
+from cinefm.models.video import build_video_encoder
+from cinefm.train.experiments import Experiment, ExperimentError, load_experiment
+
+log = logging.getLogger(__name__)
+
+HEART_FAILURE = "heart_failure"
+PREDICTION_COLUMNS = ["study_id", "patient_id", "split", "task", "target", "score"]
+METRIC_COLUMNS = ["experiment", "task", "init", "init_effective", "mode", "fraction", "fraction_seed", "seed",
+                  "stage", "split", "step", "epoch", "metric", "value", "note"]
+PathLike = str | os.PathLike
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """Training settings of one task family (config ``finetune.lvef`` or ``finetune.disease``)."""
+
+    kind: str                 # regression | classification
+    lr: float
+    weight_decay: float
+    precision: int | str
+    max_steps: int = -1       # LVEF: step budget (-1 = by epochs)
+    epochs: int = -1          # diseases: epochs (-1 = by steps)
+    val_every_steps: int | None = None  # LVEF: validate every this many steps (None = every epoch)
+    huber_delta: float = 1.0  # LVEF: Huber transition, in units of the training SD of LVEF
+
+    @classmethod
+    def from_config(cls, finetune: Mapping[str, Any], kind: str) -> TaskSettings:
+        """Read ``finetune.lvef`` (regression) or ``finetune.disease`` (classification)."""
+        if kind == "regression":
+            s = finetune["lvef"]
+            return cls(kind, float(s["lr"]), float(s["weight_decay"]), s["precision"],
+                       max_steps=int(s["max_steps"]), val_every_steps=int(s["val_every_steps"]),
+                       huber_delta=float(s["huber_delta"]))
+        s = finetune["disease"]
+        return cls(kind, float(s["lr"]), float(s["weight_decay"]), s["precision"], epochs=int(s["epochs"]))
+
+
+@dataclass(frozen=True)
+class InitPlan:
+    """Where the video trunk's starting weights come from (``effective`` differs from the
+    experiment's init only for the demo's random stand-in of missing Kinetics weights)."""
+
+    effective: str                 # clip | kinetics | random
+    checkpoint: Path | None = None  # clip: the pre-training last.ckpt
+    note: str = ""
+
+
+@dataclass
+class RunInfo:
+    """What a run records besides its predictions (goes to metrics.csv and best.ckpt)."""
+
+    experiment: Experiment
+    tasks: list[str]
+    init: InitPlan
+    fraction_seed: int
+    rows: list[dict] = field(default_factory=list)
+
+    def meta(self) -> dict:
+        e = self.experiment
+        return {"experiment": e.name, "task": e.task, "init": e.init, "init_effective": self.init.effective,
+                "mode": e.mode, "fraction": e.fraction, "fraction_seed": self.fraction_seed, "seed": e.seed}
+
+    def add(self, stage: str, split: str, metrics: Mapping[str, float], step: int | None = None,
+            epoch: int | None = None, note: str = "") -> None:
+        for name, value in metrics.items():
+            self.rows.append({**self.meta(), "stage": stage, "split": split, "step": step, "epoch": epoch,
+                              "metric": name, "value": float(value), "note": note})
+
+    def table(self) -> pd.DataFrame:
+        table = pd.DataFrame(self.rows, columns=METRIC_COLUMNS)
+        return table.astype({"step": "Int64", "epoch": "Int64"})
+
+
+# ----------------------------------------------------------------------------- pure core
+
+
+def pos_weights(targets_nt: np.ndarray, tasks: Sequence[str]) -> tuple[np.ndarray, dict[str, str]]:
+    """``n_neg / n_pos`` per task over the known (non-NaN) training labels.
+
+    The weight of the positive term of BCE (PyTorch ``BCEWithLogitsLoss(pos_weight=...)``),
+    which balances the classes as the method's "BCE weighted by the positive/negative
+    ratio of the training set". A task without positives or without negatives gets 1.0
+    and a note (its loss cannot be balanced).
+    """
+    weights, notes = np.ones(len(tasks)), {}
+    for j, task in enumerate(tasks):
+        col = targets_nt[:, j]
+        pos, neg = int(np.sum(col == 1)), int(np.sum(col == 0))
+        if pos and neg:
+            weights[j] = neg / pos
+        else:
+            notes[task] = f"{task}: {pos} positive and {neg} negative training labels; pos_weight set to 1"
+    return weights, notes
+
+
+def masked_bce_with_logits(logits: torch.Tensor, target: torch.Tensor, pos_weight: torch.Tensor) -> torch.Tensor:
+    """Mean over known labels of ``−[w_j·y·log σ(z) + (1 − y)·log(1 − σ(z))]``; NaN targets are left out.
+
+    ``logits``/``target`` are ``(B, n_tasks)``, ``pos_weight`` ``(n_tasks,)``. Returns 0 (with a
+    gradient path) when no label of the batch is known.
+    """
+    known = ~torch.isnan(target)
+    if not bool(known.any()):
+        return logits.sum() * 0.0
+    weight = pos_weight.to(logits.dtype).expand_as(logits)
+    loss = F.binary_cross_entropy_with_logits(logits[known], target[known].to(logits.dtype),
+                                              pos_weight=weight[known], reduction="mean")
+    return loss
+
+
+def huber_on_z(pred_z: torch.Tensor, target: torch.Tensor, mean: float, std: float, delta: float) -> torch.Tensor:
+    """Huber loss (Huber 1964) between predicted ``z`` and ``(target − mean) / std``, known targets only."""
+    known = ~torch.isnan(target)
+    if not bool(known.any()):
+        return pred_z.sum() * 0.0
+    z = (target[known] - mean) / std
+    return F.huber_loss(pred_z[known], z.to(pred_z.dtype), delta=delta)
+
+
+def target_scaling(values: np.ndarray) -> tuple[float, float]:
+    """Mean and SD (ddof 0; 1.0 when undefined or 0) of the known training targets."""
+    known = values[~np.isnan(values)]
+    if known.size == 0:
+        raise ValueError("no known target to scale by")
+    std = float(known.std())
+    return float(known.mean()), std if std > 0 and math.isfinite(std) else 1.0
+
+
+def task_metrics(scores_nt: torch.Tensor, targets_nt: torch.Tensor, tasks: Sequence[str], kind: str,
+                 heart_failure_lvef: float) -> dict[str, float]:
+    """Evaluation metrics of final scores (LVEF in percent, or probabilities) against targets.
+
+    Regression: ``mae``, ``mse`` and ``auroc_heart_failure`` (label = target < cut-off,
+    score = −prediction). Classification: ``auroc_<task>`` per task and their mean
+    ``auroc`` over the tasks with both classes. An AUROC without both classes is NaN.
+    """
+    out: dict[str, float] = {}
+    if kind == "regression":
+        y, p = targets_nt[:, 0], scores_nt[:, 0]
+        known = ~torch.isnan(y)
+        y, p = y[known].double(), p[known].double()
+        out["mae"] = float(mean_absolute_error(p, y)) if len(y) else math.nan
+        out["mse"] = float(mean_squared_error(p, y)) if len(y) else math.nan
+        out[f"auroc_{HEART_FAILURE}"] = _auroc(-p, (y < heart_failure_lvef).long())
+        return out
+    aucs = []
+    for j, task in enumerate(tasks):
+        y, p = targets_nt[:, j], scores_nt[:, j]
+        known = ~torch.isnan(y)
+        out[f"auroc_{task}"] = _auroc(p[known].double(), y[known].long())
+        if not math.isnan(out[f"auroc_{task}"]):
+            aucs.append(out[f"auroc_{task}"])
+    out["auroc"] = float(np.mean(aucs)) if aucs else math.nan
+    return out
+
+
+def _auroc(score: torch.Tensor, label: torch.Tensor) -> float:
+    if label.numel() == 0 or bool((label == 1).all()) or bool((label == 0).all()):
+        return math.nan
+    return float(binary_auroc(score, label))
+
+
+def view_attention(attention_bk: torch.Tensor, views: Sequence[Sequence[str]]) -> list[dict[str, float]]:
+    """Per study, the attention summed over its clips of each view: ``{view: share}`` (padding ``""`` left out)."""
+    out = []
+    for att_k, names in zip(attention_bk.detach().cpu().double().numpy(), views, strict=True):
+        share: dict[str, float] = {}
+        for a, view in zip(att_k, names, strict=True):
+            if view:
+                share[view] = share.get(view, 0.0) + float(a)
+        out.append(share)
+    return out
+
+
+def selection_metric(kind: str, val_targets_nt: np.ndarray) -> tuple[str, str]:
+    """``(monitor, mode)`` for choosing the best checkpoint on the validation split.
+
+    LVEF: ``val/mae`` (min). Diseases: ``val/auroc`` (max) when at least one disease has
+    both classes among the validation labels, else ``val/loss`` (min).
+    """
+    if kind == "regression":
+        return "val/mae", "min"
+    both = [bool(np.any(col == 1) and np.any(col == 0)) for col in val_targets_nt.T]
+    if any(both):
+        return "val/auroc", "max"
+    log.warning("no disease has both classes among the validation labels: selecting the checkpoint "
+                "by validation loss instead of AUROC")
+    return "val/loss", "min"
+
+
+def check_known_targets(targets_nt: np.ndarray, tasks: Sequence[str], *, experiment: str,
+                        labels: str, n_train: int) -> None:
+    """Every task needs a known label among the training studies; else fail before training."""
+    for j, task in enumerate(tasks):
+        if targets_nt.size == 0 or not np.any(~np.isnan(targets_nt[:, j])):
+            raise ExperimentError(
+                f"experiment {experiment}: task {task!r} has no known label among the {n_train} training "
+                f"studies (column {task!r} of {labels} is empty for all of them) — fix the labels, or "
+                "train on other tasks")
+
+
+# ----------------------------------------------------------------------------- Lightning
+
+
+class FinetuneModule(L.LightningModule):
+    """A :class:`StudyModel` trained for LVEF regression or multi-label disease classification.
+
+    Hyper-parameters are plain data (saved in the checkpoint); the video config is stored
+    with ``weights: None`` because the trunk's initial weights come in through the state
+    dict (:func:`init_weights`), not through a file path.
+    """
+
+    def __init__(self, *, video: Mapping[str, Any], projection_dim: int, mil_hidden: int, tasks: Sequence[str],
+                 kind: str, mode: str, lr: float, weight_decay: float, pos_weight: Sequence[float] | None = None,
+                 target_mean: float = 0.0, target_std: float = 1.0, huber_delta: float = 1.0,
+                 heart_failure_lvef: float = 40.0) -> None:
+        super().__init__()
+        if kind not in ("regression", "classification"):
+            raise ValueError(f"kind must be 'regression' or 'classification', got {kind!r}")
+        video = dict(video, weights=None)
+        self.save_hyperparameters({"video": video, "projection_dim": projection_dim, "mil_hidden": mil_hidden,
+                                   "tasks": list(tasks), "kind": kind, "mode": mode, "lr": lr,
+                                   "weight_decay": weight_decay, "pos_weight": pos_weight,
+                                   "target_mean": target_mean, "target_std": target_std,
+                                   "huber_delta": huber_delta, "heart_failure_lvef": heart_failure_lvef})
+        self.model: StudyModel = build_study_model(video, projection_dim=projection_dim, n_outputs=len(tasks),
+                                                   mil_hidden=mil_hidden, layer_norm=kind == "classification")
+        set_mode(self.model, mode)
+        self.register_buffer("pos_weight", torch.tensor(pos_weight if pos_weight is not None
+                                                        else [1.0] * len(tasks), dtype=torch.float32))
+        self.val_scores = CatMetric(nan_strategy="disable")
+        self.val_targets = CatMetric(nan_strategy="disable")
+        self.val_loss = MeanMetric()
+        self.history: list[dict] = []
+        self.run_info: dict | None = None  # copied into every checkpoint (experiment, init, data)
+
+    # scores in the units written to predictions.csv
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """LVEF in percent (de-normalised z) or disease probabilities."""
+        if self.hparams.kind == "regression":
+            return logits * self.hparams.target_std + self.hparams.target_mean
+        return torch.sigmoid(logits)
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.hparams.kind == "regression":
+            return huber_on_z(logits, target, self.hparams.target_mean, self.hparams.target_std,
+                              self.hparams.huber_delta)
+        return masked_bce_with_logits(logits, target, self.pos_weight)
+
+    def forward(self, video: torch.Tensor, mask: torch.Tensor):
+        return self.model(video, mask)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        out = self.model(batch["video"], batch["mask"])
+        loss = self.loss(out.logits, batch["target"])
+        self.log("train/loss", loss, batch_size=len(batch["study_id"]), on_step=True, on_epoch=False)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        out = self.model(batch["video"], batch["mask"])
+        self.val_loss.update(self.loss(out.logits, batch["target"]).detach(), weight=len(batch["study_id"]))
+        self.val_scores.update(self.scores(out.logits).detach().float())
+        self.val_targets.update(batch["target"].float())
+
+    def on_validation_epoch_end(self) -> None:
+        scores, targets, loss = self.val_scores.compute(), self.val_targets.compute(), self.val_loss.compute()
+        for metric in (self.val_scores, self.val_targets, self.val_loss):
+            metric.reset()
+        n_tasks = len(self.hparams.tasks)
+        metrics = task_metrics(scores.reshape(-1, n_tasks), targets.reshape(-1, n_tasks), self.hparams.tasks,
+                               self.hparams.kind, self.hparams.heart_failure_lvef)
+        row = {"loss": float(loss), **metrics}
+        for name, value in row.items():
+            self.log(f"val/{name}", value)
+        if self.trainer.sanity_checking:
+            return
+        self.history.append({"step": int(self.global_step), "epoch": int(self.current_epoch), **row})
+        log.info("validation at step %d: %s", self.global_step,
+                 ", ".join(f"{k}={v:.4g}" for k, v in row.items()))
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(trainable_parameters(self.model), lr=self.hparams.lr,
+                                 weight_decay=self.hparams.weight_decay)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["cinefm"] = {"run": self.run_info, "history": self.history}
+
+
+# ----------------------------------------------------------------------------- init
+
+
+def plan_init(exp: Experiment, config: Mapping[str, Any], pretrain_ckpt: PathLike | None) -> InitPlan:
+    """Decide (without training anything) where the trunk's weights come from; fail early if they can't."""
+    if exp.init == "clip":
+        if pretrain_ckpt is None or not Path(pretrain_ckpt).is_file():
+            raise ExperimentError(f"{exp.path}: init 'clip' needs the pre-training checkpoint, but "
+                                  f"{pretrain_ckpt} does not exist — run the pretrain rule first")
+        return InitPlan("clip", Path(pretrain_ckpt))
+    if exp.init == "kinetics" and config["models"]["video"].get("weights") is None:
+        if not config["finetune"]["allow_random_baseline"]:
+            raise ConfigError(
+                f"{exp.path}: init 'kinetics' needs Kinetics-400 weights but config models.video.weights is "
+                "null — place torchvision's .pth there (see shared recipes / cinefm.models.weights), or, for "
+                "a demo without weights, set finetune.allow_random_baseline: true")
+        note = ("models.video.weights is null: the kinetics baseline was initialised at random "
+                "(finetune.allow_random_baseline: true; demo only, not the method's baseline)")
+        log.warning("%s: %s", exp.name, note)
+        return InitPlan("random", note=note)
+    return InitPlan(exp.init)
+
+
+def init_weights(module: FinetuneModule, plan: InitPlan, video_cfg: Mapping[str, Any]) -> None:
+    """Load the planned starting weights into the module's trunk (and projection for ``clip``)."""
+    if plan.effective == "clip":
+        load_pretrained_video(module.model, plan.checkpoint)
+    elif plan.effective == "kinetics":
+        trunk = build_video_encoder(**video_cfg)  # resolves and loads models.video.weights
+        module.model.video.load_state_dict(trunk.state_dict())
+        log.info("video trunk initialised from %s", video_cfg.get("weights"))
+    else:
+        log.info("video trunk initialised at random")
+
+
+# ----------------------------------------------------------------------------- predictions
+
+
+@torch.inference_mode()
+def predict(module: FinetuneModule, loader, split: str) -> pd.DataFrame:
+    """One row per study and task: ids, split, task, target, score and ``attn_<view>`` shares."""
+    module.eval()
+    device = module.device
+    tasks = list(module.hparams.tasks)
+    rows = []
+    for batch in loader:
+        out = module.model(batch["video"].to(device), batch["mask"].to(device))
+        scores = module.scores(out.logits).float().cpu().numpy()
+        targets = batch["target"].float().cpu().numpy()
+        shares = view_attention(out.attention, batch["views"])
+        for i, study in enumerate(batch["study_id"]):
+            attn = {f"attn_{v}": s for v, s in shares[i].items()}
+            for j, task in enumerate(tasks):
+                rows.append({"study_id": study, "patient_id": batch["patient_id"][i], "split": split,
+                             "task": task, "target": targets[i, j], "score": scores[i, j], **attn})
+    table = pd.DataFrame(rows)
+    views = list(VIEWS) + sorted({c[5:] for c in table.columns if c.startswith("attn_")} - set(VIEWS))
+    return table.reindex(columns=PREDICTION_COLUMNS + [f"attn_{v}" for v in views])
+
+
+def _scores_targets(pred: pd.DataFrame, tasks: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    wide_s = pred.pivot(index="study_id", columns="task", values="score").reindex(columns=tasks)
+    wide_t = pred.pivot(index="study_id", columns="task", values="target").reindex(columns=tasks)
+    return (torch.tensor(wide_s.to_numpy(dtype=float)), torch.tensor(wide_t.to_numpy(dtype=float)))
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def _datamodule(exp: Experiment, config: Mapping[str, Any], tasks: list[str], fraction_seed: int,
+                splits_csv: PathLike, studies_csv: PathLike, labels_csv: PathLike):
+    from cinefm.data.datamodules import StudyDataModule
+
+    return StudyDataModule.from_config(
+        config, tasks, splits_csv=splits_csv, studies_csv=studies_csv, labels_csv=labels_csv,
+        train_fraction=exp.fraction, fraction_seed=fraction_seed,
+        num_workers=int(config["finetune"]["num_workers"]))
+
+
+def _data_rows(info: RunInfo, dm, train_targets: np.ndarray, pos_weight: np.ndarray | None) -> None:
+    frac = dm.fraction
+    counts = {"n_train_studies": len(dm.datasets["train"]), "n_val_studies": len(dm.datasets["val"]),
+              "n_test_studies": len(dm.datasets["test"]),
+              "n_train_patients": frac.n_patients if frac else math.nan,
+              "n_train_patients_available": frac.n_available if frac else math.nan}
+    for j, task in enumerate(info.tasks):
+        counts[f"n_known_{task}"] = int(np.sum(~np.isnan(train_targets[:, j])))
+        if pos_weight is not None:
+            counts[f"pos_weight_{task}"] = float(pos_weight[j])
+    counts.update({f"excluded/{k}": v for k, v in sorted(dm.exclusions.items())})
+    info.add("data", "train", counts, note=info.init.note)
+
+
+def _trainer_kwargs(settings: TaskSettings, n_train_batches: int, gpus: int | None) -> dict:
+    from cinefm.cluster import lightning_devices
+    from cinefm.train.runs import resolve_precision
+
+    devices = lightning_devices(requested=gpus)
+    kwargs: dict[str, Any] = dict(devices, precision=resolve_precision(settings.precision, devices["accelerator"]),
+                                  logger=False, enable_progress_bar=False, enable_model_summary=False,
+                                  num_sanity_val_steps=0, log_every_n_steps=max(1, min(50, n_train_batches)))
+    if settings.kind == "regression":
+        every = max(1, min(settings.val_every_steps or n_train_batches, settings.max_steps))
+        kwargs.update(max_steps=settings.max_steps, max_epochs=-1, val_check_interval=every,
+                      check_val_every_n_epoch=None)
+    else:
+        kwargs.update(max_epochs=settings.epochs, check_val_every_n_epoch=1)
+    return kwargs
+
+
+@dataclass
+class Prepared:
+    """Everything checked and built before training starts."""
+
+    info: RunInfo
+    settings: TaskSettings
+    datamodule: Any
+    module: FinetuneModule
+    monitor: str
+    direction: str
+
+
+def prepare(experiment_yaml: PathLike, config: Mapping[str, Any], *, splits_csv: PathLike,
+            studies_csv: PathLike, labels_csv: PathLike, pretrain_ckpt: PathLike | None) -> Prepared:
+    """Validate the experiment, plan the init, load the data and targets, build the module.
+
+    Every check that can fail without training fails here: experiment file, init source,
+    a known label per task among the training studies, a non-empty validation split.
+    """
+    diseases = list(config["labels"]["diseases"])
+    exp = load_experiment(experiment_yaml, diseases)
+    tasks = exp.tasks(diseases)
+    plan = plan_init(exp, config, pretrain_ckpt)
+    fraction_seed = exp.fraction_seed if exp.fraction_seed is not None else int(config["splits"]["fraction_seed"])
+    info = RunInfo(exp, tasks, plan, fraction_seed)
+    settings = TaskSettings.from_config(config["finetune"], exp.kind)
+    log.info("experiment %s: task %s (%s), init %s (effective %s), mode %s, fraction %g (seed %d), seed %d",
+             exp.name, exp.task, ", ".join(tasks), exp.init, plan.effective, exp.mode, exp.fraction,
+             fraction_seed, exp.seed)
+
+    dm = _datamodule(exp, config, tasks, fraction_seed, splits_csv, studies_csv, labels_csv)
+    dm.setup("fit")
+    train_targets = dm.datasets["train"].targets
+    check_known_targets(train_targets, tasks, experiment=exp.name, labels=str(labels_csv),
+                        n_train=len(dm.datasets["train"]))
+    if len(dm.datasets["val"]) == 0:
+        raise ExperimentError(f"experiment {exp.name}: no validation study with a known target — model "
+                              "selection needs the downstream val split (more patients or splits.downstream.val)")
+    if len(dm.datasets["test"]) == 0:
+        log.warning("experiment %s: the test split holds no study with a known target; predictions.csv "
+                    "will hold validation rows only", exp.name)
+
+    pos_weight, mean, std = None, 0.0, 1.0
+    if exp.kind == "classification":
+        pos_weight, notes = pos_weights(train_targets, tasks)
+        for note in notes.values():
+            log.warning("experiment %s: %s", exp.name, note)
+    else:
+        mean, std = target_scaling(train_targets[:, 0])
+    _data_rows(info, dm, train_targets, pos_weight)
+
+    L.seed_everything(exp.seed, workers=True, verbose=False)
+    module = FinetuneModule(
+        video=config["models"]["video"], projection_dim=int(config["models"]["projection_dim"]),
+        mil_hidden=int(config["finetune"]["mil_hidden"]), tasks=tasks, kind=exp.kind, mode=exp.mode,
+        lr=settings.lr, weight_decay=settings.weight_decay,
+        pos_weight=None if pos_weight is None else pos_weight.tolist(), target_mean=mean, target_std=std,
+        huber_delta=settings.huber_delta, heart_failure_lvef=float(config["labels"]["heart_failure_lvef"]))
+    init_weights(module, plan, config["models"]["video"])
+    module.run_info = {**info.meta(), "tasks": tasks, "init_note": plan.note, "experiment_file": str(exp.path)}
+    monitor, direction = selection_metric(exp.kind, dm.datasets["val"].targets)
+    return Prepared(info, settings, dm, module, monitor, direction)
+
+
+def fit(prep: Prepared, work_dir: Path, gpus: int | None):
+    """Train under Lightning, keeping the best validation checkpoint in ``work_dir``; returns the callback."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    checkpoint = ModelCheckpoint(dirpath=work_dir, filename="best", monitor=prep.monitor, mode=prep.direction,
+                                 save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False)
+    n_batches = len(prep.datamodule.train_dataloader())
+    trainer = L.Trainer(callbacks=[checkpoint], default_root_dir=work_dir,
+                        **_trainer_kwargs(prep.settings, n_batches, gpus))
+    with warnings.catch_warnings():
+        # finetune mode keeps the frozen trunk in eval mode on purpose
+        warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
+        trainer.fit(prep.module, datamodule=prep.datamodule)
+    return trainer, checkpoint
+
+
+def evaluate_best(prep: Prepared, checkpoint_path: str | os.PathLike) -> pd.DataFrame:
+    """Reload the selected checkpoint, predict the val and test studies, record their metrics."""
+    module, info, dm = prep.module, prep.info, prep.datamodule
+    best = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    module.load_state_dict(best["state_dict"])
+    step, epoch = int(best["global_step"]), int(best["epoch"])
+    log.info("best checkpoint (by %s): step %d, epoch %d", prep.monitor, step, epoch)
+    for h in module.history:
+        info.add("history", "val", {k: v for k, v in h.items() if k not in ("step", "epoch")},
+                 step=h["step"], epoch=h["epoch"])
+    predictions = pd.concat([predict(module, dm.dataloader(split), split) for split in ("val", "test")
+                             if len(dm.datasets[split])], ignore_index=True)
+    for split, part in predictions.groupby("split", sort=False):
+        scores, targets = _scores_targets(part, info.tasks)
+        metrics = task_metrics(scores, targets, info.tasks, module.hparams.kind, module.hparams.heart_failure_lvef)
+        if module.hparams.kind == "regression":  # the reference the method's MAE is judged against
+            known = targets[:, 0][~torch.isnan(targets[:, 0])]
+            metrics["mae_train_mean"] = float((known - module.hparams.target_mean).abs().mean())
+        info.add("best", split, metrics, step=step, epoch=epoch, note=f"selected by {prep.monitor}")
+    return predictions
+
+
+def close_readers(datamodule) -> None:
+    """Close the HDF5 handles the datamodule's datasets opened in this process."""
+    for dataset in getattr(datamodule, "datasets", {}).values():
+        reader = getattr(dataset, "reader", None)
+        if hasattr(reader, "close"):
+            reader.close()
+
+
+def run_finetune(
+    experiment_yaml: PathLike,
+    config: Mapping[str, Any],
+    *,
+    splits_csv: PathLike,
+    studies_csv: PathLike,
+    labels_csv: PathLike,
+    pretrain_ckpt: PathLike | None,
+    out_ckpt: PathLike,
+    out_predictions: PathLike,
+    out_metrics: PathLike,
+    gpus: int | None = None,
+    threads: int | None = None,
+) -> pd.DataFrame:
+    """Train one experiment, select on validation, write best.ckpt, predictions.csv, metrics.csv.
+
+    ``config`` is the validated pipeline configuration (sections labels, splits, data,
+    models, finetune); ``gpus`` the rule's ``resources.gpu`` (see
+    :func:`cinefm.cluster.lightning_devices`); ``threads`` caps torch's CPU threads during
+    the run. Returns the predictions table (empty on DDP ranks other than 0).
+    """
+    previous_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    out_ckpt = Path(out_ckpt)
+    try:
+        prep = prepare(experiment_yaml, config, splits_csv=splits_csv, studies_csv=studies_csv,
+                       labels_csv=labels_csv, pretrain_ckpt=pretrain_ckpt)
+        out_ckpt.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".finetune-", dir=out_ckpt.parent))
+        try:
+            trainer, checkpoint = fit(prep, work, gpus)
+            if not trainer.is_global_zero:
+                return pd.DataFrame()
+            if not checkpoint.best_model_path:
+                raise RuntimeError(f"experiment {prep.info.experiment.name}: no checkpoint was selected "
+                                   f"(no validation with a finite {prep.monitor})")
+            predictions = evaluate_best(prep, checkpoint.best_model_path)
+            write_csv(predictions, out_predictions)
+            write_csv(prep.info.table(), out_metrics)
+            os.replace(checkpoint.best_model_path, out_ckpt)  # same folder: atomic
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            close_readers(prep.datamodule)
+    finally:
+        torch.set_num_threads(previous_threads)
+    log.info("experiment %s: wrote %s, %s, %s", prep.info.experiment.name, out_predictions, out_metrics, out_ckpt)
+    return predictions
+
+
+__all__ = [
+    "FinetuneModule", "InitPlan", "Prepared", "TaskSettings", "close_readers", "evaluate_best", "fit",
+    "prepare", "check_known_targets", "huber_on_z", "init_weights",
+    "masked_bce_with_logits", "plan_init", "pos_weights", "predict", "run_finetune", "selection_metric",
+    "target_scaling", "task_metrics", "view_attention",
+]
