@@ -138,3 +138,29 @@ def test_default_config_feeds_every_stats_setting():
     cfg = yaml.safe_load(Path(REPO_ROOT / "config" / "config.yaml").read_text())
     s = StatsSettings.from_config(cfg)
     assert (s.ci_level, s.sensitivity_target, s.specificity_target, s.heart_failure_lvef) == (0.95, 0.9, 0.9, 40)
+
+
+def test_a_multi_disease_run_becomes_one_experiment_per_disease_paired_by_disease(tmp_path):
+    rng = np.random.default_rng(9)
+    n = 80
+    ids = [f"S{i:012x}" for i in range(n)]
+    labels = {task: (rng.random(n) < 0.4).astype(float) for task in ("hcm", "dcm")}
+    paths = []
+    for init, strength in (("clip", 2.0), ("kinetics", 0.3)):
+        frames = []
+        for task, y in labels.items():
+            frames.append(_predictions(rng, task, ids, y, rng.normal(size=n) + strength * y))
+        d = tmp_path / f"diseases_{init}_transfer_100"
+        d.mkdir()
+        pd.concat(frames).to_csv(d / "predictions.csv", index=False)
+        paths.append(d / "predictions.csv")
+    out = tmp_path / "stats"
+    write_stats(paths, out, CONFIG)
+    auroc = pd.read_csv(out / "auroc.csv")
+    assert sorted(auroc["experiment"]) == ["diseases_clip_transfer_100/dcm", "diseases_clip_transfer_100/hcm",
+                                           "diseases_kinetics_transfer_100/dcm",
+                                           "diseases_kinetics_transfer_100/hcm"]
+    delong = pd.read_csv(out / "delong.csv")
+    assert sorted(delong["task"]) == ["dcm", "hcm"]
+    for _, row in delong.iterrows():
+        assert row["experiment_a"].endswith("/" + row["task"]) and row["experiment_b"].endswith("/" + row["task"])

@@ -115,30 +115,48 @@ def parse_experiment_name(name: str) -> tuple[str, str | None, str | None, str |
     return parts[0], parts[1], parts[2], parts[3]
 
 
-def read_experiment(path: str | os.PathLike, split: str = "test") -> Experiment:
-    """Read ``<experiment>/predictions.csv``; the experiment name is its folder's name."""
+def read_experiments(path: str | os.PathLike, split: str = "test") -> list[Experiment]:
+    """Read ``<experiment>/predictions.csv``: one Experiment per task in its ``task`` column.
+
+    The experiment name is its folder's name; a multi-task run (e.g. one model for
+    every disease) becomes ``<folder>/<task>`` per task.
+    """
     path = Path(path)
     df = pd.read_csv(path, dtype={"study_id": str, "split": str, "task": str})
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; expected {list(REQUIRED)} (finetune predictions)")
     tasks = sorted(df["task"].dropna().unique())
-    if len(tasks) != 1:
-        raise ValueError(f"{path}: expected one task per experiment, found {tasks}")
-    name = path.parent.name
-    task, init, mode, fraction = parse_experiment_name(name)
-    if init is not None and task != tasks[0]:
+    if not tasks:
+        raise ValueError(f"{path}: the task column is empty")
+    folder = path.parent.name
+    name_task, init, mode, fraction = parse_experiment_name(folder)
+    if len(tasks) == 1 and init is not None and name_task != tasks[0]:
         log.warning("%s: folder name says task %r but the task column says %r; using the column",
-                    path, task, tasks[0])
+                    path, name_task, tasks[0])
     test = df[df["split"] == split]
     if test.empty:
         raise ValueError(f"{path}: no rows with split == {split!r} (splits present: "
                          f"{sorted(df['split'].dropna().unique())}) — predict on the test split first")
-    if test["study_id"].duplicated().any():
-        dup = test.loc[test["study_id"].duplicated(), "study_id"].iloc[0]
-        raise ValueError(f"{path}: study {dup} appears twice in the {split} split")
-    rows = test[["study_id", "target", "score"]].reset_index(drop=True)
-    return Experiment(name=name, task=tasks[0], init=init, mode=mode, fraction=fraction, rows=rows)
+    out = []
+    for task in tasks:
+        rows = test[test["task"] == task]
+        if rows["study_id"].duplicated().any():
+            dup = rows.loc[rows["study_id"].duplicated(), "study_id"].iloc[0]
+            raise ValueError(f"{path}: study {dup} appears twice in the {split} split for task {task}")
+        name = folder if len(tasks) == 1 else f"{folder}/{task}"
+        out.append(Experiment(name=name, task=task, init=init, mode=mode, fraction=fraction,
+                              rows=rows[["study_id", "target", "score"]].reset_index(drop=True)))
+    return out
+
+
+def read_experiment(path: str | os.PathLike, split: str = "test") -> Experiment:
+    """Read a single-task ``predictions.csv`` (see read_experiments for multi-task runs)."""
+    experiments = read_experiments(path, split)
+    if len(experiments) != 1:
+        raise ValueError(f"{path}: expected one task, found {[e.task for e in experiments]}; "
+                         "use read_experiments")
+    return experiments[0]
 
 
 def binary_view(exp: Experiment, hf_lvef: float) -> tuple[str, pd.Series, pd.Series, str] | None:
@@ -280,7 +298,7 @@ def write_stats(
     """
     s = StatsSettings.from_config(config)
     out = Path(out_dir)
-    experiments = [read_experiment(p, split=split) for p in predictions_csvs]
+    experiments = [e for p in predictions_csvs for e in read_experiments(p, split=split)]
     if not experiments:
         raise ValueError("predictions_csvs: no predictions.csv given — run the finetune stage first")
     names = [e.name for e in experiments]
@@ -308,7 +326,7 @@ def write_stats(
             continue
         fig = bland_altman_plot(r["score"].astype(float), r["target"].astype(float), unit="%",
                                 level=s.ci_level, title=f"{e.name}: predicted − reference LVEF")
-        path = out / f"bland_altman_{e.name}.png"
+        path = out / f"bland_altman_{e.name.replace('/', '_')}.png"
         save_figure(fig, path, dpi=110)
         written.append(path)
     for stale in sorted({*out.glob("roc_*.png"), *out.glob("bland_altman_*.png")} - set(written)):
