@@ -13,6 +13,13 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/phantom.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/reports.smk"
+include: "workflow/rules/splits.smk"
+include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/finetune.smk"
+include: "workflow/rules/external.smk"
+include: "workflow/rules/stats.smk"
 
 
 rule all:
