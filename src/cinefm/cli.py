@@ -16,6 +16,14 @@ from cinefm import __version__
 # Stage modules that contribute sub-commands, in the order of the pipeline.
 COMMAND_MODULES = [
     "cinefm.phantom.cli",
+    "cinefm.dicom.cli",
+    "cinefm.external.cli",
+    "cinefm.text.cli",
+    "cinefm.labels.cli",
+    "cinefm.train.cli",
+    "cinefm.embed.cli",
+    "cinefm.stats.cli",
+    "cinefm.report.cli",
 ]
 
 

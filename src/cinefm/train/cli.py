@@ -1,0 +1,48 @@
+"""``cinefm pretrain``: contrastive pre-training + validation embeddings (same function as the rule)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``pretrain`` sub-command."""
+    p = sub.add_parser(
+        "pretrain",
+        help="contrastive video-report pre-training -> last.ckpt, metrics.csv, embeddings.h5",
+        description="Train (or resume from OUT/state/last.ckpt) the video-report model of the config's "
+        "models/pretrain sections on the pre-training split, then embed the validation clips and reports. "
+        "Writes OUT/last.ckpt, OUT/metrics.csv and OUT/embeddings.h5.",
+    )
+    p.add_argument("--config", default=None, help="config YAML (default config/config.yaml)")
+    p.add_argument("--results", default=None, help="results folder with splits/, ingest/, text/ "
+                   "(default: the config's results)")
+    p.add_argument("--out", default=None, help="run folder (default RESULTS/pretrain/<pretrain.run>)")
+    p.add_argument("--gpus", type=int, default=None, help="GPUs to use (default pretrain.gpus; capped by "
+                   "what the job was given)")
+    p.add_argument("--cpu-processes", type=int, default=None, metavar="N",
+                   help="train on CPU with N DDP processes (gloo); for checks without a GPU")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cinefm.config import DEFAULT_CONFIG, load_config
+    from cinefm.train.pretrain import run_pretraining
+
+    config = load_config(args.config or DEFAULT_CONFIG)
+    results = Path(args.results or config["results"])
+    pre = config["pretrain"]
+    layout = None
+    if args.cpu_processes:
+        layout = {"accelerator": "cpu", "devices": args.cpu_processes, "num_nodes": 1,
+                  "strategy": "ddp" if args.cpu_processes > 1 else "auto"}
+    result = run_pretraining(
+        config, splits_csv=results / "splits" / "splits.csv", studies_csv=results / "ingest" / "studies.csv",
+        reports=results / "text" / "reports.json", tokenizer=results / "text" / "tokenizer",
+        out_dir=args.out or results / "pretrain" / pre["run"],
+        requested_gpus=pre["gpus"] if args.gpus is None else args.gpus, layout=layout, threads=pre["threads"])
+    if result.last_ckpt is not None:
+        print(f"{result.epochs} epochs\t{result.last_ckpt}\t{result.metrics_csv}\t{result.embeddings}")
+    return 0

@@ -1,0 +1,300 @@
+"""Contrastive video–report pre-training: the LightningModule and the run of the ``pretrain`` rule.
+
+:class:`PretrainModule` holds the two-tower :class:`~cinefm.models.clip.CLIPModel` as
+attribute ``model`` — checkpoint keys ``model.video.*`` / ``model.video_proj.*`` are the
+contract :func:`cinefm.models.heads.load_pretrained_video` reads. Per step:
+
+    L = mean_i[ λ·l_i(v→u) + (1−λ)·l_i(u→v) ]    (asymmetric InfoNCE, temperature τ)
+    L̃ = |L − b| + b                                (flooding, level b)
+
+AdamW(lr, weight_decay, eps) over the trainable parameters (BERT's frozen layers are
+left out), MultiStepLR(milestones in epochs, gamma). Precision, devices, gradient
+clipping and DDP belong to the Trainer (:func:`run_pretraining`).
+
+DDP: the method's batch is per GPU and so are the negatives by default (each rank's
+loss over its own batch; gradients averaged by DDP). ``pretrain.gather_negatives:
+true`` all-gathers the embeddings (with gradients) so every rank scores its clips
+against the global batch, as in CLIP (Radford et al. 2021).
+
+Validation: the loss on validation batches (clips of a study are consecutive, so a
+batch holds near-duplicate reports and this loss runs above the training loss) and
+study-level retrieval recall@k over the whole validation split (video: mean of the
+study's clip embeddings; text: mean of its clips' sampled-sentence embeddings),
+next to chance (k/N).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import CSVLogger
+
+from cinefm.data.seeding import stable_seed
+from cinefm.embed.retrieval import study_retrieval
+from cinefm.models.clip import CLIPModel, asymmetric_info_nce, build_clip_model, flood
+from cinefm.train.callbacks import (
+    AtomicCheckpointIO,
+    EpochSummary,
+    LastCheckpoint,
+    extra_loggers,
+    periodic_checkpoints,
+    progress_bar,
+)
+from cinefm.train.runs import (
+    RunPaths,
+    config_fingerprint,
+    find_resume_checkpoint,
+    publish,
+    resolve_precision,
+    write_metrics,
+)
+
+log = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike
+
+
+class PretrainModule(L.LightningModule):
+    """Contrastive pre-training of ``model`` (a CLIPModel) from the ``models`` and ``pretrain`` config sections.
+
+    Batches are :class:`cinefm.data.collate.ClipCollate` dicts (``video``, ``input_ids``,
+    ``attention_mask``, ``study_id``, ...). ``fingerprint`` (see
+    :func:`cinefm.train.runs.config_fingerprint`) is stored with the hyper-parameters so
+    a resumed run can check it continues the same configuration.
+    """
+
+    def __init__(self, models_cfg: Mapping[str, Any], pretrain_cfg: Mapping[str, Any], vocab_size: int,
+                 fingerprint: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.cfg = dict(pretrain_cfg)
+        self.model: CLIPModel = build_clip_model(
+            dict(models_cfg), vocab_size=vocab_size, temperature=float(pretrain_cfg["temperature"]),
+            learnable_temperature=bool(pretrain_cfg["learnable_temperature"]))
+        self.recall_ks = tuple(int(k) for k in pretrain_cfg.get("recall_ks", (1, 5, 10)))
+        self._val: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    # ------------------------------------------------------------------ steps
+    def _loss(self, video: torch.Tensor, text: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+        return asymmetric_info_nce(video.float(), text.float(), temperature, float(self.cfg["loss_weight"]))
+
+    def setup(self, stage: str) -> None:
+        """Compile the two encoders in place when ``pretrain.compile`` (state-dict keys unchanged)."""
+        if self.cfg.get("compile") and stage == "fit" and not getattr(self, "_compiled", False):
+            self.model.video.compile()
+            self.model.text.compile()
+            self._compiled = True
+
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
+        out = self.model(batch["video"], batch["input_ids"], batch["attention_mask"])
+        video_bp, text_bp = out.video, out.text
+        if self.cfg.get("gather_negatives") and self.trainer.world_size > 1:
+            video_bp = self.all_gather(video_bp, sync_grads=True).flatten(0, 1)
+            text_bp = self.all_gather(text_bp, sync_grads=True).flatten(0, 1)
+        nce = self._loss(video_bp, text_bp, out.temperature)
+        loss = flood(nce, float(self.cfg["flood_level"]))
+        n = len(batch["video"])
+        self.log("train/loss", nce, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
+        self.log("train/flooded_loss", loss, on_step=False, on_epoch=True, batch_size=n)
+        self.log("train/temperature", out.temperature.detach(), on_step=False, on_epoch=True, batch_size=n)
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val = []
+
+    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        out = self.model(batch["video"], batch["input_ids"], batch["attention_mask"])
+        n = len(batch["video"])
+        self.log("val/loss", self._loss(out.video, out.text, out.temperature), on_epoch=True,
+                 sync_dist=True, batch_size=n)
+        codes = torch.tensor([stable_seed(s) for s in batch["study_id"]], dtype=torch.long, device=self.device)
+        self._val.append((out.video.detach().float(), out.text.detach().float(), codes))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val or self.trainer.sanity_checking:
+            self._val = []
+            return
+        video, text, codes = (torch.cat(parts) for parts in zip(*self._val, strict=True))
+        self._val = []
+        if self.trainer.world_size > 1:  # every rank holds as many clips (the sampler pads)
+            video, text, codes = (self.all_gather(t).flatten(0, 1) for t in (video, text, codes))
+        for name, value in validation_recall(video, text, codes, self.recall_ks).items():
+            self.log(name, value, sync_dist=False)
+
+    def predict_step(self, batch: Mapping[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict:
+        """Clip batches → ``{"clips": video embeddings, ids}``; report batches → ``{"reports": ...}``."""
+        if "video" in batch:
+            emb = self.model.encode_video(batch["video"])
+            return {"kind": "clips", "emb": emb.float().cpu(), "study_id": list(batch["study_id"]),
+                    "view": list(batch["view"]), "slice": batch["slice"].cpu()}
+        emb = self.model.encode_text(batch["input_ids"], batch["attention_mask"])
+        return {"kind": "reports", "emb": emb.float().cpu(), "study_id": list(batch["study_id"]),
+                "patient_id": list(batch["patient_id"])}
+
+    # -------------------------------------------------------------- optimizer
+    def configure_optimizers(self) -> dict:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        fused = self.device.type == "cuda"  # fused AdamW kernels exist for CUDA tensors only
+        optimizer = torch.optim.AdamW(params, lr=float(self.cfg["lr"]), weight_decay=float(self.cfg["weight_decay"]),
+                                      eps=float(self.cfg["eps"]), fused=fused)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones=[int(m) for m in self.cfg["lr_milestones"]], gamma=float(self.cfg["lr_gamma"]))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    def on_train_epoch_start(self) -> None:
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True,
+                 batch_size=1)
+
+
+def validation_recall(video: torch.Tensor, text: torch.Tensor, study_codes: torch.Tensor,
+                      ks: Sequence[int]) -> dict[str, float]:
+    """Study-level recall@k (both directions) and chance from clip embeddings and study codes.
+
+    A study's video (text) embedding is the mean of its clips' video (text) embeddings.
+    Returns ``val/recall@k_v2t``, ``val/recall@k_t2v`` and ``val/chance@k``; empty with
+    fewer than 2 studies.
+    """
+    codes = study_codes.cpu().numpy()
+    studies, inverse = np.unique(codes, return_inverse=True)
+    if len(studies) < 2:
+        return {}
+    sums = {}
+    for name, emb in (("video", video), ("text", text)):
+        x = emb.float().cpu().numpy().astype(np.float64)
+        acc = np.zeros((len(studies), x.shape[1]))
+        np.add.at(acc, inverse, x)
+        sums[name] = acc
+    out = {}
+    for row in study_retrieval(sums["video"], sums["text"], ks):
+        tag = "v2t" if row["direction"] == "video_to_text" else "t2v"
+        out[f"val/recall@{row['k']}_{tag}"] = row["recall"]
+        out[f"val/chance@{row['k']}"] = row["chance"]
+    return out
+
+
+@dataclass(frozen=True)
+class PretrainResult:
+    """What a pre-training run produced (paths exist on rank 0 only; None on other ranks)."""
+
+    last_ckpt: Path | None
+    metrics_csv: Path | None
+    embeddings: Path | None
+    epochs: int
+    resumed_from: Path | None
+
+
+def vocab_size_of(tokenizer_dir: PathLike) -> int:
+    """Vocabulary size of the saved tokenizer (``len(tokenizer)``, added tokens included)."""
+    from cinefm.text.tokenizer import load_tokenizer
+
+    return len(load_tokenizer(tokenizer_dir))
+
+
+def build_trainer(pre: Mapping[str, Any], paths: RunPaths, layout: Mapping[str, Any],
+                  callbacks: Sequence[Callback] = ()) -> L.Trainer:
+    """The Trainer of a pre-training run: devices from ``layout``, the rest from ``pretrain``."""
+    plugins = [*layout.get("plugins", []), AtomicCheckpointIO()]
+    device_args = {k: layout[k] for k in ("accelerator", "devices", "num_nodes", "strategy") if k in layout}
+    bar = progress_bar(str(pre.get("progress_bar", "auto")))
+    cbs: list[Callback] = [
+        LastCheckpoint(paths.state),
+        periodic_checkpoints(paths.checkpoints, int(pre["checkpoint_every"]), int(pre.get("keep_checkpoints", -1))),
+        EpochSummary(),
+        *([bar] if bar is not None else []),
+        *callbacks,
+    ]
+    loggers = [CSVLogger(save_dir=str(paths.state), name="logs"),
+               *extra_loggers(pre.get("loggers", []), paths.state, str(pre["run"]))]
+    clip = pre.get("gradient_clip")
+    return L.Trainer(
+        **device_args,
+        plugins=plugins,
+        precision=resolve_precision(pre["precision"], str(layout.get("accelerator", "cpu"))),
+        max_epochs=int(pre["epochs"]),
+        gradient_clip_val=float(clip) if clip else None,
+        gradient_clip_algorithm="norm",
+        callbacks=cbs,
+        logger=loggers,
+        default_root_dir=str(paths.state),
+        log_every_n_steps=int(pre.get("log_every_steps", 50)),
+        check_val_every_n_epoch=int(pre.get("val_every", 1)),
+        enable_progress_bar=bar is not None,
+        enable_model_summary=True,
+    )
+
+
+def run_pretraining(
+    config: Mapping[str, Any],
+    *,
+    splits_csv: PathLike,
+    studies_csv: PathLike | Sequence[PathLike],
+    reports: PathLike,
+    tokenizer: PathLike,
+    out_dir: PathLike,
+    requested_gpus: int | None = None,
+    layout: Mapping[str, Any] | None = None,
+    threads: int | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> PretrainResult:
+    """Train (or resume, or find finished) the run in ``out_dir``, then embed the validation split.
+
+    ``config``: the pipeline configuration (sections ``models``, ``data``, ``pretrain``).
+    ``layout``: Trainer device arguments; default :func:`cinefm.cluster.lightning_devices`
+    for ``requested_gpus`` (the rule's ``resources.gpu``). ``threads``: the job's CPUs,
+    split between the processes of the node (torch intra-op threads). ``callbacks``:
+    extra Lightning callbacks (tests). Writes ``last.ckpt``,
+    ``metrics.csv`` and ``embeddings.h5`` into ``out_dir`` (rank 0); see
+    :mod:`cinefm.train.runs` for the folder layout and resume rules.
+    """
+    from cinefm.cluster import lightning_devices
+    from cinefm.data.datamodules import PretrainDataModule
+    from cinefm.embed.extract import embed_validation
+
+    pre = config["pretrain"]
+    paths = RunPaths(Path(out_dir))
+    layout = dict(layout) if layout is not None else lightning_devices(requested=requested_gpus)
+    if threads:  # the job's CPUs, shared by the processes of this node
+        torch.set_num_threads(max(1, int(threads) // int(layout.get("devices", 1))))
+    fingerprint = config_fingerprint(config)
+    resume = find_resume_checkpoint(paths, fingerprint)
+
+    L.seed_everything(int(pre["seed"]), workers=True, verbose=False)
+    datamodule = PretrainDataModule.from_config(config, splits_csv=splits_csv, studies_csv=studies_csv,
+                                                reports=reports, tokenizer=tokenizer)
+    module = PretrainModule(config["models"], pre, vocab_size_of(tokenizer), fingerprint)
+    trainer = build_trainer(pre, paths, layout, callbacks)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+        done = trainer.fit_loop.epoch_progress.current.completed
+        if trainer.interrupted or done < int(pre["epochs"]):
+            raise RuntimeError(f"pre-training stopped after {done} of {pre['epochs']} epochs; rerun the "
+                               f"pretrain rule to resume from {paths.resume}")
+        embeddings = embed_validation(trainer, module, datamodule, paths.embeddings, shard_dir=paths.shards,
+                                      attrs={"run": str(pre["run"]), "epoch": done,
+                                             "checkpoint": str(paths.last_ckpt)})
+    finally:
+        _close_readers(datamodule)
+    if not trainer.is_global_zero:
+        return PretrainResult(None, None, None, done, resume)
+    publish(paths.resume, paths.last_ckpt)
+    write_metrics(paths.logs, paths.metrics_csv)
+    log.info("pre-training %s: %d epochs; wrote %s, %s, %s", pre["run"], done, paths.last_ckpt,
+             paths.metrics_csv, embeddings)
+    return PretrainResult(paths.last_ckpt, paths.metrics_csv, embeddings, done, resume)
+
+
+def _close_readers(datamodule) -> None:
+    """Close the HDF5 handles the datasets opened in this process (a later run may reopen the files)."""
+    for dataset in getattr(datamodule, "datasets", {}).values():
+        close = getattr(getattr(dataset, "reader", None), "close", None)
+        if close is not None:
+            close()
