@@ -8,6 +8,8 @@ Modules
 - ``runs``       run folders, resume after preemption, precision per device, merged metrics.
 - ``callbacks``  atomic checkpoint writes, last/periodic checkpoints, epoch log lines,
                  progress bars, optional TensorBoard/W&B loggers.
+- ``finetune``   fine-tuning / transfer learning of the study model (the ``finetune`` rule).
+- ``experiments`` one fine-tuning setup per config/experiments/*.yaml.
 - ``cli``        ``cinefm pretrain``.
 
 Nothing here moves tensors between devices or casts precision: the Trainer does.
