@@ -169,3 +169,21 @@ def test_a_job_killed_mid_write_leaves_no_h5_and_the_rerun_completes_it(ingested
                         frame_size=32, percentiles=(0.5, 99.5))
     assert dict(zip(man["study_id"], man["status"], strict=True)) == {STUDY1: "unchanged", STUDY2: "written"}
     assert _digest_tree(out / "h5") == before and not list(target.parent.glob(".*"))
+
+
+@pytest.mark.parametrize("compression", ["none", "lzf"])
+def test_compression_setting_changes_the_layout_not_the_pixels(ingested, archive, tmp_path, compression):
+    files = pd.read_parquet(ingested / "ingest" / "files.parquet")
+    man = extract_shard(files, archive.root, tmp_path / "h5", tmp_path / "m.csv", shards=1, shard=0,
+                        frame_size=32, percentiles=(0.5, 99.5), compression=compression)
+    assert set(man["status"]) == {"written"}
+    rel = f"{PATIENT}/{STUDY1}.h5"
+    with h5py.File(tmp_path / "h5" / rel) as new, h5py.File(ingested / "h5" / rel) as ref:
+        assert new["SAX"].compression == (None if compression == "none" else compression)
+        assert ref["SAX"].compression == "gzip"
+        np.testing.assert_array_equal(new["SAX"][()], ref["SAX"][()])
+
+
+def test_unknown_compression_names_the_config_key(tmp_path):
+    with pytest.raises(ValueError, match="config.ingest.compression"):
+        write_study_h5(tmp_path / "x.h5", PATIENT, STUDY1, {}, {}, {}, compression="zstd")

@@ -98,6 +98,7 @@ rule ingest_extract:
         shards=INGEST["shards"],
         frame_size=INGEST["frame_size"],
         percentiles=INGEST["intensity_percentiles"],
+        compression=INGEST["compression"],
     log:
         "logs/ingest/extract_{shard}.log",
     benchmark:

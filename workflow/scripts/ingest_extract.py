@@ -12,5 +12,6 @@ extract_shard(
     shards=snakemake.params.shards,
     frame_size=snakemake.params.frame_size,
     percentiles=tuple(snakemake.params.percentiles),
+    compression=snakemake.params.compression,
     tol=load_view_rules(snakemake.input.views).geometry.slice_tolerance_mm,
 )

@@ -106,9 +106,20 @@ def source_files(rows: pd.DataFrame, root: str | os.PathLike) -> list[SourceFile
     ]
 
 
+COMPRESSION = {"none": {}, "lzf": {"compression": "lzf"}, "gzip": {"compression": "gzip", "compression_opts": 1}}
+
+
 def write_study_h5(path: str | os.PathLike, patient_id: str, study_id: str, volumes: dict[str, ViewVolume],
-                   meta: dict[str, dict], root_attrs: dict) -> None:
-    """Write one study's HDF5 atomically (layout in the module docstring)."""
+                   meta: dict[str, dict], root_attrs: dict, compression: str = "gzip") -> None:
+    """Write one study's HDF5 atomically (layout in the module docstring).
+
+    ``compression`` (config ``ingest.compression``): ``gzip`` (level 1, smallest),
+    ``lzf`` or ``none``. Training reads every sampled slice again each epoch, and
+    gzip decoding is then the loader's main cost (benchmarks/loader.py); ``none``
+    costs about 1.4x the disk of gzip on the phantom.
+    """
+    if compression not in COMPRESSION:
+        raise ValueError(f"config.ingest.compression: {compression!r} is not one of {sorted(COMPRESSION)}")
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", track_order=False) as h5:
             h5.attrs["patient_id"] = patient_id
@@ -123,8 +134,8 @@ def write_study_h5(path: str | os.PathLike, patient_id: str, study_id: str, volu
                     continue
                 vol = volumes[view]
                 s, f, h, w = vol.data.shape
-                ds = h5.create_dataset(view, data=vol.data, chunks=(1, f, h, w), compression="gzip",
-                                       compression_opts=1, track_times=False)
+                ds = h5.create_dataset(view, data=vol.data, chunks=(1, f, h, w), track_times=False,
+                                       **COMPRESSION[compression])
                 ds.attrs["series_ids"] = np.array(vol.series_ids, dtype=_STR)
                 ds.attrs["slice_locations_mm"] = vol.slice_locations_mm
                 ds.attrs["pixel_spacing_mm"] = vol.pixel_spacing_mm
@@ -147,13 +158,13 @@ def _existing_digest(path: Path) -> str | None:
 
 def extract_study(
     rows: pd.DataFrame, root: str | os.PathLike, h5_root: str | os.PathLike, *,
-    frame_size: int, percentiles: tuple[float, float], tol: float = 0.5,
+    frame_size: int, percentiles: tuple[float, float], tol: float = 0.5, compression: str = "gzip",
 ) -> dict:
     """Assemble and write one study; return its manifest row (never raises for data problems)."""
     patient_id, study_id = rows["patient_id"].iloc[0], rows["study_id"].iloc[0]
     rel = h5_relpath(patient_id, study_id)
     path = Path(h5_root) / rel
-    digest = source_digest(rows, frame_size, percentiles)
+    digest = source_digest(rows, frame_size, percentiles) + ("" if compression == "gzip" else f":{compression}")
     vendor = rows["vendor"].mode().iloc[0]
     row = {"patient_id": patient_id, "study_id": study_id, "h5_relpath": rel, "vendor": vendor, "reason": ""}
     for stale in path.parent.glob(f".{path.name}.*"):
@@ -182,7 +193,7 @@ def extract_study(
         path.unlink(missing_ok=True)
         return {**row, **_summary({}), "status": "failed", "reason": reason}
     root_attrs = {"frame_size": frame_size, "intensity_percentiles": np.array(percentiles, float), "source_digest": digest}
-    write_study_h5(path, patient_id, study_id, volumes, meta, root_attrs)
+    write_study_h5(path, patient_id, study_id, volumes, meta, root_attrs, compression=compression)
     return {**row, **_summary({v: vol.data.shape for v, vol in volumes.items()}), "status": "written", "reason": reason}
 
 
@@ -216,6 +227,7 @@ def extract_shard(
     frame_size: int,
     percentiles: tuple[float, float],
     tol: float = 0.5,
+    compression: str = "gzip",
 ) -> pd.DataFrame:
     """Write the HDF5 files of ``shard``'s studies and the shard manifest (atomically)."""
     logging.getLogger("pydicom").setLevel(logging.ERROR)  # per-file oddities; failures are in the manifest
@@ -225,7 +237,8 @@ def extract_shard(
     # one BLAS thread: the resize matrices are small, and shards already use every core
     with threadpool_limits(limits=1, user_api="blas"):
         rows = [
-            extract_study(g, root, h5_root, frame_size=frame_size, percentiles=tuple(percentiles), tol=tol)
+            extract_study(g, root, h5_root, frame_size=frame_size, percentiles=tuple(percentiles), tol=tol,
+                          compression=compression)
             for g in plan.values()
         ]
     out = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)

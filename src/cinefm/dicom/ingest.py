@@ -71,7 +71,8 @@ def run_ingest(
                 jobs=jobs)
     tol = load_view_rules(ingest_cfg["views"]).geometry.slice_tolerance_mm
     kw = dict(shards=jobs, frame_size=ingest_cfg["frame_size"],
-              percentiles=tuple(ingest_cfg.get("intensity_percentiles", (0.5, 99.5))), tol=tol)
+              percentiles=tuple(ingest_cfg.get("intensity_percentiles", (0.5, 99.5))), tol=tol,
+              compression=ingest_cfg.get("compression", "gzip"))
     if jobs == 1:
         extract_shard(paths["files"], dicom_root, paths["h5_root"], paths["manifests"][0], shard=0, **kw)
     else:
