@@ -1,5 +1,7 @@
 """DAG-level checks: the default config dry-runs, a bad config fails naming the key."""
 
+import re
+
 import yaml
 
 from cinefm.config import DEFAULT_CONFIG
@@ -28,3 +30,22 @@ def test_bad_config_value_fails_with_its_path(snakemake, tmp_path):
                      "--config", "cohort={kind: pacs, name: x}")
     assert proc.returncode != 0
     assert "cohort" in proc.stdout + proc.stderr
+
+
+def test_paper_config_dry_runs_the_full_dag_at_paper_scale(snakemake, tmp_path):
+    """The paper config on a (placeholder) real archive: every stage, 256 shards, every experiment."""
+    (tmp_path / "dicom").mkdir()
+    (tmp_path / "reports.csv").write_text("patient_id,accession_number,report_text\n")
+    over = tmp_path / "site.yaml"
+    over.write_text(yaml.safe_dump({"results": str(tmp_path / "results"),
+                                    "cohort": {"dicom_root": str(tmp_path / "dicom"),
+                                               "reports_csv": str(tmp_path / "reports.csv")}}))
+    paper = DEFAULT_CONFIG.with_name("paper.yaml")
+    proc = snakemake("-n", "--cores", "2", "--configfile", str(paper), str(over), check=True)
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, flags=re.M))
+    n_experiments = len(list(DEFAULT_CONFIG.parent.glob("experiments/*.yaml")))
+    assert counts["ingest_scan"] == counts["ingest_extract"] == "256"
+    assert counts["finetune"] == str(n_experiments)
+    for rule in ("reports", "labels", "splits", "pretrain", "stats", "report"):
+        assert counts[rule] == "1", rule
+    assert "phantom" not in counts
