@@ -29,7 +29,7 @@ def validate_config(config: dict[str, Any], schema: str | os.PathLike = SCHEMA) 
 
     with open(schema) as fh:
         schema_doc = yaml.safe_load(fh)
-    validator = jsonschema.Draft7Validator(schema_doc)
+    validator = jsonschema.Draft202012Validator(schema_doc)  # what snakemake.utils.validate uses
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [f"{_key_path(e)}: {e.message}" for e in errors[:10]]

@@ -49,3 +49,10 @@ def test_paper_config_dry_runs_the_full_dag_at_paper_scale(snakemake, tmp_path):
     for rule in ("reports", "labels", "splits", "pretrain", "stats", "report"):
         assert counts[rule] == "1", rule
     assert "phantom" not in counts
+
+
+def test_workflow_is_lint_clean(snakemake, tmp_path):
+    proc = snakemake("--lint", "--config", f"results={tmp_path}/results")
+    out = proc.stdout + proc.stderr
+    assert "Lints for" not in out, out
+    assert "No validator found" not in out, "config schema's $schema differs from snakemake's validator"

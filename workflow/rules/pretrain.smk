@@ -26,7 +26,7 @@ rule pretrain:
         embeddings=f"{PRETRAIN_DIR}/embeddings.h5",
     params:
         config=PRETRAIN_CONFIG,
-        out_dir=PRETRAIN_DIR,
+        out_dir=lambda w, output: os.path.dirname(output.ckpt),
     log:
         f"logs/pretrain/{PRETRAIN['run']}.log",
     benchmark:

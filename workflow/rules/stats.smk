@@ -37,7 +37,7 @@ rule report:
     output:
         html=report(f"{R}/report/index.html", category="Report"),
     params:
-        results=R,
+        results=lambda w, input: os.path.dirname(os.path.dirname(input.flow)),
         config={k: config[k] for k in ("cohort", "pretrain", "stats", "labels")},
     log:
         "logs/report.log",
