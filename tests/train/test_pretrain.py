@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, Dataset
 
-from cinefm.config import REPO_ROOT, ConfigError
+from cinefm.config import REPO_ROOT
 from cinefm.data.collate import ClipCollate
 from cinefm.embed.retrieval import COLUMNS, write_retrieval
 from cinefm.embed.store import read_embeddings
@@ -215,10 +215,16 @@ def test_run_killed_mid_epoch_resumes_and_ends_at_the_configured_epoch(trained, 
     assert (out / "state" / "checkpoints" / "epoch0003.ckpt").is_file()
 
 
-def test_resuming_under_another_model_configuration_is_refused(trained, cohort, tmp_path):
+def test_a_changed_configuration_starts_over_and_keeps_the_old_state_aside(trained, cohort, tmp_path, caplog):
     out = _copy_run(trained[0], tmp_path)
-    with pytest.raises(ConfigError, match=r"config\.pretrain\.temperature: 0\.1 -> 0\.2.*delete"):
-        _train(cohort, out, temperature=0.2)
+    old = read_checkpoint_meta(RunPaths(out).resume)
+    result = _train(cohort, out, temperature=0.2)
+    assert result.resumed_from is None
+    assert "config.pretrain.temperature: 0.1 -> 0.2" in caplog.text
+    kept = out / "state.superseded.1" / "last.ckpt"
+    assert read_checkpoint_meta(kept)["global_step"] == old["global_step"]
+    new = read_checkpoint_meta(out / "last.ckpt")
+    assert new["hyper_parameters"]["fingerprint"]["pretrain"]["temperature"] == 0.2
 
 
 @pytest.mark.slow

@@ -32,7 +32,6 @@ from typing import Any
 import pandas as pd
 
 from cinefm.atomic import atomic_path, write_csv
-from cinefm.config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +157,9 @@ def find_resume_checkpoint(paths: RunPaths, fingerprint: Mapping[str, Any]) -> P
     """The checkpoint to resume from: ``state/last.ckpt``, else the newest readable periodic one.
 
     Unreadable files (a crash while the file system was writing) are skipped with a
-    warning. A readable checkpoint of another configuration raises ConfigError.
+    warning. A checkpoint of another configuration is not resumed: Snakemake reruns the
+    rule because its config changed, so the old state folder is kept aside as
+    ``state.superseded.<n>`` (rank 0 moves it) and training starts over.
     """
     candidates = [paths.resume] + sorted(paths.checkpoints.glob("*.ckpt"), key=_epoch_of, reverse=True)
     for path in candidates:
@@ -172,13 +173,24 @@ def find_resume_checkpoint(paths: RunPaths, fingerprint: Mapping[str, Any]) -> P
         old = meta["hyper_parameters"].get("fingerprint")
         diff = config_differences(old, _plain(fingerprint)) if old is not None else []
         if diff:
-            raise ConfigError(
-                f"{path} was written under another configuration ({'; '.join(diff[:6])}"
-                f"{' …' if len(diff) > 6 else ''}): delete {paths.state} to start over, or set a new "
-                "pretrain.run to keep both runs")
+            aside = _set_state_aside(paths)
+            log.warning("%s was written under another configuration (%s%s): starting over; the old state "
+                        "is kept in %s (set a new pretrain.run to keep runs side by side)", path,
+                        "; ".join(diff[:6]), " …" if len(diff) > 6 else "", aside)
+            return None
         log.info("resuming from %s (epoch %d done, step %d)", path, meta["epoch"] + 1, meta["global_step"])
         return path
     return None
+
+
+def _set_state_aside(paths: RunPaths) -> Path:
+    """Move ``state/`` to the first free ``state.superseded.<n>`` (rank 0 only); return that path."""
+    n = 1
+    while (aside := paths.root / f"state.superseded.{n}").exists():
+        n += 1
+    if os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) == "0" and paths.state.exists():
+        os.replace(paths.state, aside)
+    return aside
 
 
 def merge_metrics(attempts: Sequence[pd.DataFrame]) -> pd.DataFrame:
