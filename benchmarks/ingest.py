@@ -23,6 +23,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from archive import add_archive_args, archive_root
+
 from cinefm.config import DEFAULT_CONFIG, REPO_ROOT, load_config
 from cinefm.dicom.ingest import run_ingest
 from cinefm.dicom.scan import list_files
@@ -60,18 +62,9 @@ def _best(fn, repeats: int) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dicom", type=Path, help="DICOM export (default: generate a phantom cohort)")
-    ap.add_argument("--patients", type=int, default=6)
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=2)
+    add_archive_args(ap, repeats=2)
     args = ap.parse_args()
-    tmp = tempfile.TemporaryDirectory()
-    root = args.dicom
-    if root is None:
-        from cinefm.phantom import generate_cohort
-
-        generate_cohort(tmp.name, patients=args.patients, seed=3)
-        root = Path(tmp.name) / "dicom"
+    root, tmp = archive_root(args)
     files = list_files(root)
     mb = files["size"].sum() / 1e6
     for r in files["relpath"]:

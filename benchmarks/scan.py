@@ -19,13 +19,13 @@ import argparse
 import multiprocessing
 import os
 import platform
-import tempfile
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pydicom
+from archive import add_archive_args, archive_root
 
 from cinefm.dicom.scan import list_files, scan_files
 from cinefm.privacy import PHANTOM_KEY
@@ -70,18 +70,9 @@ def _best(fn, repeats: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dicom", type=Path, help="DICOM folder (default: generate a phantom cohort)")
-    ap.add_argument("--patients", type=int, default=6)
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=3)
+    add_archive_args(ap, repeats=3)
     args = ap.parse_args()
-    tmp = tempfile.TemporaryDirectory()
-    root = args.dicom
-    if root is None:
-        from cinefm.phantom import generate_cohort
-
-        generate_cohort(tmp.name, patients=args.patients, seed=3)
-        root = Path(tmp.name) / "dicom"
+    root, tmp = archive_root(args)
     files = list_files(root)
     rel = list(files["relpath"])
     paths = [str(Path(root) / r) for r in rel]

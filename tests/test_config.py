@@ -3,7 +3,14 @@ import copy
 import pytest
 import yaml
 
-from cinefm.config import DEFAULT_CONFIG, REPO_ROOT, ConfigError, deep_merge, load_config, validate_config
+from cinefm.config import (
+    DEFAULT_CONFIG,
+    REPO_ROOT,
+    ConfigError,
+    deep_merge,
+    load_config,
+    validate_config,
+)
 
 
 def test_default_and_paper_configs_are_valid():
