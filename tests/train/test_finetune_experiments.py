@@ -97,4 +97,4 @@ def test_dry_run_refuses_a_bad_experiment_file_naming_file_and_key(tmp_path):
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "lvef_kinetics_transfer_100.yaml" in out and "'lr' was unexpected" in out
+    assert "lvef_kinetics_transfer_100.yaml" in out and "unknown key(s) ['lr']" in out

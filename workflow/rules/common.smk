@@ -46,54 +46,26 @@ def human_labels_csv():
     return COHORT.get("human_labels_csv") or []
 
 
-# Fine-tuning experiments: config/experiments/<name>.yaml, validated against
-# workflow/schemas/experiment.schema.yaml while the DAG is built, so a bad file fails
-# before any job runs (the job re-checks with cinefm.train.experiments).
-import jsonschema as _jsonschema
-import yaml as _yaml
+# Fine-tuning experiments: config/experiments/<name>.yaml, read and validated by
+# cinefm.train.experiments while the DAG is built, so a bad file fails before any job runs.
+from cinefm.train.experiments import experiment_paths, load_experiment
 
-with open(os.path.join(workflow.basedir, "workflow", "schemas", "experiment.schema.yaml")) as _fh:
-    _EXPERIMENT_VALIDATOR = _jsonschema.Draft7Validator(_yaml.safe_load(_fh))
-
-
-def _read_experiment(path):
-    with open(path) as fh:
-        doc = _yaml.safe_load(fh)
-    errors = sorted(_EXPERIMENT_VALIDATOR.iter_errors(doc), key=lambda e: list(e.absolute_path))
-    if errors:
-        key = ".".join(str(p) for p in errors[0].absolute_path) or "(top level)"
-        raise ValueError(f"{path}: {key}: {errors[0].message} — an experiment file holds task, init, "
-                         "mode, fraction, seed (optional: fraction_seed, pretrain_run, description); "
-                         "see workflow/schemas/experiment.schema.yaml")
-    return doc
-
-
-def _read_experiments(directory):
-    if not os.path.isdir(directory):
-        raise ValueError(f"config.finetune.experiments: {directory} is not a directory of experiment files")
-    names = sorted(f[:-5] for f in os.listdir(directory) if f.endswith(".yaml"))
-    return {name: _read_experiment(os.path.join(directory, f"{name}.yaml")) for name in names}
-
-
-FINETUNE_EXPERIMENTS = _read_experiments(config["finetune"]["experiments"])
+FINETUNE_EXPERIMENTS = {
+    p.stem: load_experiment(p, config["labels"]["diseases"])
+    for p in experiment_paths(config["finetune"]["experiments"])
+}
 
 
 def finetune_experiments():
     """Experiments a full run trains: config finetune.select, or every experiment file."""
     select = config["finetune"].get("select")
-    if select is None:
-        return list(FINETUNE_EXPERIMENTS)
-    missing = [name for name in select if name not in FINETUNE_EXPERIMENTS]
-    if missing:
-        raise ValueError(f"config.finetune.select: no experiment file {missing[0]}.yaml in "
-                         f"{config['finetune']['experiments']} (available: {sorted(FINETUNE_EXPERIMENTS)})")
-    return list(select)
+    return [p.stem for p in experiment_paths(config["finetune"]["experiments"], select)]
 
 
 def finetune_pretrain_ckpt(wildcards):
     """The contrastive checkpoint an experiment with init clip starts from ({} otherwise)."""
     exp = FINETUNE_EXPERIMENTS[wildcards.experiment]
-    if exp["init"] != "clip":
+    if exp.init != "clip":
         return {}
-    run = exp.get("pretrain_run") or config["pretrain"]["run"]
+    run = exp.pretrain_run or config["pretrain"]["run"]
     return {"pretrain": f"{R}/pretrain/{run}/last.ckpt"}
