@@ -77,3 +77,33 @@ def test_pad_sentences_batches_reports_of_unequal_length():
     assert ids[1, 0].tolist() == [2, 6, 7, 8]                      # cut at max_length
     with pytest.raises(ValueError, match="report 1"):
         pad_sentences([[[1]], []], max_length=4)
+
+
+def test_batchnorm_feature_norm_spreads_the_near_constant_pooled_states_of_a_random_bert(bert_cfg):
+    torch.manual_seed(0)
+    plain = build_text_encoder(**bert_cfg)
+    normed = build_text_encoder(**bert_cfg, feature_norm="batchnorm")
+    normed.bert.load_state_dict(plain.bert.state_dict())
+    plain.eval(), normed.bert.eval()                  # no dropout; the norm stays in training mode
+    ids = torch.randint(5, 100, (8, 40))
+    mask = torch.ones_like(ids)
+
+    def mean_cosine(x):
+        x = torch.nn.functional.normalize(x, dim=-1)
+        return float(((x @ x.T).sum() - len(x)) / (len(x) ** 2 - len(x)))
+
+    with torch.no_grad():
+        a, b = plain(ids, mask), normed(ids, mask)     # batch statistics
+    assert mean_cosine(a) > 0.9                       # every report pools to nearly the same vector
+    torch.testing.assert_close(b.mean(0), torch.zeros(32), atol=1e-5, rtol=0)
+    assert abs(mean_cosine(b)) < 0.3
+    torch.testing.assert_close(b, (a - a.mean(0)) / (a.var(0, unbiased=False) + 1e-5).sqrt(), atol=1e-4, rtol=0)
+    normed.eval()                                     # evaluation: running statistics, batch-independent
+    with torch.no_grad():
+        torch.testing.assert_close(normed(ids[:1], mask[:1]), normed(ids, mask)[:1])
+    assert isinstance(plain.norm, torch.nn.Identity)
+
+
+def test_unknown_feature_norm_is_refused(bert_cfg):
+    with pytest.raises(ConfigError, match=r"models.text.feature_norm: 'layer' is not one of none, batchnorm"):
+        build_text_encoder(**bert_cfg, feature_norm="layer")

@@ -118,6 +118,31 @@ def test_frozen_bert_layers_get_no_optimizer_slot():
     assert optim.defaults["eps"] == 1e-8 and optim.defaults["weight_decay"] == 1e-6
 
 
+def test_study_batches_draw_each_training_batch_from_distinct_studies(cohort):
+    from cinefm.train.sampling import StudyBatchDataModule, pretrain_datamodule
+
+    paths = dict(splits_csv=cohort.splits_csv, studies_csv=cohort.studies_csv, reports=cohort.reports,
+                 tokenizer=cohort.tokenizer)
+    dm = pretrain_datamodule(toy_config(study_batches=True), **paths)
+    assert isinstance(dm, StudyBatchDataModule)
+    dm.setup("fit")
+    batches = list(dm.train_dataloader())
+    assert len(batches) == STEPS_PER_EPOCH
+    for batch in batches:
+        assert len(set(batch["study_id"])) == len(batch["study_id"]) == 4
+        assert batch["video"].shape[0] == 4 and batch["input_ids"].shape[0] == 4
+    assert type(pretrain_datamodule(toy_config(), **paths)) is not StudyBatchDataModule
+
+
+def test_study_batches_are_refused_under_ddp(cohort, tmp_path):
+    from cinefm.config import ConfigError
+
+    with pytest.raises(ConfigError, match="pretrain.study_batches: true trains in one process, but this job runs 2"):
+        run_pretraining(toy_config(study_batches=True), splits_csv=cohort.splits_csv,
+                        studies_csv=cohort.studies_csv, reports=cohort.reports, tokenizer=cohort.tokenizer,
+                        out_dir=tmp_path / "toy", layout={"accelerator": "cpu", "devices": 2, "strategy": "ddp"})
+
+
 # ------------------------------------------------------------------ end to end
 def test_checkpoint_holds_model_video_keys_that_finetuning_loads(trained):
     out, result = trained

@@ -6,10 +6,10 @@
 PRETRAIN = config["pretrain"]
 PRETRAIN_DIR = f"{R}/pretrain/{PRETRAIN['run']}"
 # What the training job reads from the config (everything else cannot change its result;
-# the UMAP settings only concern pretrain_umap, so changing them does not rerun training).
+# the UMAP and structure settings only concern pretrain_umap, so changing them does not rerun training).
 PRETRAIN_CONFIG = {
     **{k: config[k] for k in ("models", "data")},
-    "pretrain": {k: v for k, v in PRETRAIN.items() if not k.startswith("umap_")},
+    "pretrain": {k: v for k, v in PRETRAIN.items() if not k.startswith(("umap_", "structure_"))},
 }
 
 
@@ -68,12 +68,16 @@ rule pretrain_umap:
         embeddings=f"{PRETRAIN_DIR}/embeddings.h5",
         labels=f"{R}/labels/labels.csv",
     output:
-        figure=report(f"{PRETRAIN_DIR}/umap.png", category="Pre-training"),
+        figure=report(f"{PRETRAIN_DIR}/umap.png", category="Pre-training", caption="../report/umap.rst"),
+        structure=report(f"{PRETRAIN_DIR}/structure.csv", category="Pre-training",
+                         caption="../report/structure.rst"),
     params:
         diseases=config["labels"]["diseases"],
         n_neighbors=PRETRAIN["umap_neighbors"],
         min_dist=PRETRAIN["umap_min_dist"],
         seed=PRETRAIN["seed"],
+        structure_k=PRETRAIN["structure_k"],
+        structure_permutations=PRETRAIN["structure_permutations"],
     log:
         f"logs/pretrain/{PRETRAIN['run']}_umap.log",
     benchmark:
@@ -90,5 +94,5 @@ rule pretrain_umap:
 
 FINAL_TARGETS.extend(
     f"{PRETRAIN_DIR}/{name}"
-    for name in ("last.ckpt", "metrics.csv", "embeddings.h5", "retrieval.csv", "umap.png")
+    for name in ("last.ckpt", "metrics.csv", "embeddings.h5", "retrieval.csv", "umap.png", "structure.csv")
 )

@@ -38,23 +38,40 @@ PLACE_BERT = ("place PubMedBERT/BiomedBERT's model directory there (config.json,
               "network is reachable), or set models.text.path: null for a small random BERT")
 
 
-class TextEncoder(nn.Module):
-    """``forward(input_ids [B, L], attention_mask [B, L]) -> [B, hidden]``; ``out_dim = hidden``."""
+FEATURE_NORMS = ("none", "batchnorm")
 
-    def __init__(self, bert: BertModel, pooling: str = "mean") -> None:
+
+class TextEncoder(nn.Module):
+    """``forward(input_ids [B, L], attention_mask [B, L]) -> [B, hidden]``; ``out_dim = hidden``.
+
+    ``feature_norm``: ``none`` returns the pooled state; ``batchnorm`` standardises each
+    pooled feature over the batch (``nn.BatchNorm1d``, running statistics in evaluation)
+    before the projection. A randomly initialised BERT pools nearly the same vector for
+    every report (the spread across reports is a few percent of the common part), which
+    leaves the contrastive loss at its ln(batch) plateau; centring and scaling each
+    feature over the batch (Ioffe & Szegedy 2015), as the batch-normalised projection
+    heads of SimCLR-style models (Chen et al. 2020) do, removes the common part.
+    """
+
+    def __init__(self, bert: BertModel, pooling: str = "mean", feature_norm: str = "none") -> None:
         super().__init__()
         if pooling not in ("mean", "cls"):
             raise ConfigError(f"models.text.pooling: {pooling!r} is not 'mean' or 'cls'")
+        if feature_norm not in FEATURE_NORMS:
+            raise ConfigError(f"models.text.feature_norm: {feature_norm!r} is not one of {', '.join(FEATURE_NORMS)}")
         self.bert = bert
         self.pooling = pooling
         self.out_dim = bert.config.hidden_size
+        self.norm = nn.BatchNorm1d(self.out_dim) if feature_norm == "batchnorm" else nn.Identity()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden_bld = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if self.pooling == "cls":
-            return hidden_bld[:, 0]
-        m = attention_mask.to(hidden_bld.dtype).unsqueeze(-1)
-        return (hidden_bld * m).sum(1) / m.sum(1).clamp_min(1.0)
+            pooled = hidden_bld[:, 0]
+        else:
+            m = attention_mask.to(hidden_bld.dtype).unsqueeze(-1)
+            pooled = (hidden_bld * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return self.norm(pooled)
 
 
 def _check_bert_dir(path: Path) -> None:
@@ -90,13 +107,15 @@ def build_text_encoder(
     vocab_size: int = 30522,
     freeze_layers: int = 0,
     pooling: str = "mean",
+    feature_norm: str = "none",
     max_position: int = 512,
 ) -> TextEncoder:
     """BERT text encoder from ``path`` (local files only) or, when ``path`` is None, a random ``BertConfig``.
 
     With a path, ``layers``/``hidden``/``heads`` must match the directory's config.json
     (they document the model in config); ``vocab_size`` and ``max_position`` are then
-    taken from the directory. ``freeze_layers``: see :func:`freeze_bert_layers`.
+    taken from the directory. ``freeze_layers``: see :func:`freeze_bert_layers`;
+    ``pooling`` and ``feature_norm``: see :class:`TextEncoder`.
     """
     if path is not None:
         path = Path(path).expanduser()
@@ -119,7 +138,7 @@ def build_text_encoder(
                          max_position_embeddings=max_position)
         bert = BertModel(cfg, add_pooling_layer=False)
     freeze_bert_layers(bert, freeze_layers)
-    return TextEncoder(bert, pooling=pooling)
+    return TextEncoder(bert, pooling=pooling, feature_norm=feature_norm)
 
 
 def pad_sentences(

@@ -11,6 +11,10 @@ AdamW(lr, weight_decay, eps) over the trainable parameters (BERT's frozen layers
 left out), MultiStepLR(milestones in epochs, gamma). Precision, devices, gradient
 clipping and DDP belong to the Trainer (:func:`run_pretraining`).
 
+Batches: clips drawn at random (the method), or with ``pretrain.study_batches`` from
+distinct studies so a batch never pairs a clip with another clip's identical report as a
+negative (:mod:`cinefm.train.sampling`; one process only).
+
 DDP: the method's batch is per GPU and so are the negatives by default (each rank's
 loss over its own batch; gradients averaged by DDP). ``pretrain.gather_negatives:
 true`` all-gathers the embeddings (with gradients) so every rank scores its clips
@@ -38,6 +42,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 
+from cinefm.config import ConfigError
 from cinefm.data.seeding import stable_seed
 from cinefm.embed.retrieval import study_retrieval
 from cinefm.models.clip import CLIPModel, asymmetric_info_nce, build_clip_model, flood
@@ -256,8 +261,8 @@ def run_pretraining(
     :mod:`cinefm.train.runs` for the folder layout and resume rules.
     """
     from cinefm.cluster import lightning_devices
-    from cinefm.data.datamodules import PretrainDataModule
     from cinefm.embed.extract import embed_validation
+    from cinefm.train.sampling import pretrain_datamodule
 
     pre = config["pretrain"]
     paths = RunPaths(Path(out_dir))
@@ -268,8 +273,13 @@ def run_pretraining(
     resume = find_resume_checkpoint(paths, fingerprint)
 
     L.seed_everything(int(pre["seed"]), workers=True, verbose=False)
-    datamodule = PretrainDataModule.from_config(config, splits_csv=splits_csv, studies_csv=studies_csv,
-                                                reports=reports, tokenizer=tokenizer)
+    processes = int(layout.get("devices", 1)) * int(layout.get("num_nodes", 1))
+    if pre.get("study_batches") and processes > 1:
+        raise ConfigError(f"pretrain.study_batches: true trains in one process, but this job runs {processes} "
+                          "(DDP); set pretrain.study_batches: false (large cohorts rarely draw two clips of "
+                          "one study into a batch) or train on one device")
+    datamodule = pretrain_datamodule(config, splits_csv=splits_csv, studies_csv=studies_csv,
+                                     reports=reports, tokenizer=tokenizer)
     module = PretrainModule(config["models"], pre, vocab_size_of(tokenizer), fingerprint)
     trainer = build_trainer(pre, paths, layout, callbacks)
     try:

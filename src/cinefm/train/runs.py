@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 RESUMABLE_KEYS = frozenset({
     "run", "epochs", "num_workers", "checkpoint_every", "keep_checkpoints", "gpus", "threads", "mem_mb",
     "runtime", "precision", "compile", "loggers", "progress_bar", "log_every_steps", "val_every",
-    "recall_ks", "umap_neighbors", "umap_min_dist",
+    "recall_ks", "umap_neighbors", "umap_min_dist", "structure_k", "structure_permutations",
 })
 # Locations of files, not properties of the model: a run may move between machines.
 PATH_KEYS = (("models", "video", "weights"), ("models", "text", "path"), ("data", "max_open_files"))
@@ -108,9 +108,9 @@ def config_fingerprint(config: Mapping[str, Any], section: str = "pretrain") -> 
     ``RESUMABLE_KEYS``.
     """
     out: dict[str, Any] = {
-        "models": _plain(config["models"]),
-        "data": _plain(config["data"]),
-        section: {k: _plain(v) for k, v in config[section].items() if k not in RESUMABLE_KEYS},
+        "models": plain_data(config["models"]),
+        "data": plain_data(config["data"]),
+        section: {k: plain_data(v) for k, v in config[section].items() if k not in RESUMABLE_KEYS},
     }
     for path in PATH_KEYS:
         node = out
@@ -120,12 +120,12 @@ def config_fingerprint(config: Mapping[str, Any], section: str = "pretrain") -> 
     return out
 
 
-def _plain(value: Any) -> Any:
+def plain_data(value: Any) -> Any:
     """YAML-like plain data (tuples → lists) so fingerprints compare equal after a round trip."""
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_data(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain_data(v) for v in value]
     return value
 
 
@@ -171,7 +171,7 @@ def find_resume_checkpoint(paths: RunPaths, fingerprint: Mapping[str, Any]) -> P
             log.warning("%s: unreadable checkpoint (%s); trying an older one", path, err)
             continue
         old = meta["hyper_parameters"].get("fingerprint")
-        diff = config_differences(old, _plain(fingerprint)) if old is not None else []
+        diff = config_differences(old, plain_data(fingerprint)) if old is not None else []
         if diff:
             aside = _set_state_aside(paths)
             log.warning("%s was written under another configuration (%s%s): starting over; the old state "
