@@ -1,16 +1,44 @@
 # Public-dataset adapters (cinefm.external): a release as distributed -> results/external/{name}/
 # files.csv (status per video), h5/{patient}/{study}.h5, studies.csv (for splits), labels.csv.
-# A rule exists only when its config root is set (config external.<name>.root).
+# A rule exists only when its config root is set (config external.<name>.root), or, for EchoNet,
+# when its synthetic release is enabled (external.echonet.phantom.enabled; cinefm.phantom.echo).
 
 EXTERNAL = config.get("external", {})
 ECHONET = EXTERNAL.get("echonet") or {}
+ECHONET_PHANTOM = (ECHONET.get("phantom") or {}) if not ECHONET.get("root") else {}
+ECHONET_IS_PHANTOM = bool(ECHONET_PHANTOM.get("enabled"))
+ECHONET_ROOT = ECHONET.get("root") or (f"{R}/external/echonet_phantom" if ECHONET_IS_PHANTOM else None)
 
 
-if ECHONET.get("root"):
+if ECHONET_IS_PHANTOM:
+
+    rule echonet_phantom:
+        output:
+            filelist=f"{ECHONET_ROOT}/FileList.csv",
+            tracings=f"{ECHONET_ROOT}/VolumeTracings.csv",
+            faults=f"{ECHONET_ROOT}/faults.csv",
+        params:
+            out=lambda w, output: os.path.dirname(output.filelist),
+            options={k: v for k, v in ECHONET_PHANTOM.items() if k != "enabled"},
+        log:
+            "logs/external/echonet_phantom.log",
+        benchmark:
+            "benchmarks/external/echonet_phantom.tsv"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=30,
+        conda:
+            env("external")
+        script:
+            "../scripts/echonet_phantom.py"
+
+
+if ECHONET_ROOT:
 
     rule echonet:
         input:
-            filelist=f"{ECHONET['root']}/FileList.csv",
+            filelist=f"{ECHONET_ROOT}/FileList.csv",
         output:
             files=f"{R}/external/echonet/files.csv",
             studies=f"{R}/external/echonet/studies.csv",
@@ -18,7 +46,8 @@ if ECHONET.get("root"):
             flow=f"{R}/external/echonet/flow.csv",
             tracings=f"{R}/external/echonet/tracings_issues.csv",
         params:
-            root=ECHONET["root"],
+            root=ECHONET_ROOT,
+            phantom=ECHONET_IS_PHANTOM,
             out=f"{R}/external/echonet",
             frame_size=ECHONET["frame_size"],
             keep_inconsistent=ECHONET["keep_inconsistent"],

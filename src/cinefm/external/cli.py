@@ -1,4 +1,7 @@
-"""``cinefm echonet``: an EchoNet-Dynamic release as distributed -> files.csv, h5/, studies.csv, labels.csv."""
+"""``cinefm echonet``: an EchoNet-Dynamic release as distributed -> files.csv, h5/, studies.csv, labels.csv.
+
+``cinefm echonet-phantom``: write a synthetic release in that format (:mod:`cinefm.phantom.echo`).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +28,36 @@ def register(subparsers) -> None:
     p.add_argument("--config", default=None, help="config YAML (default config/config.yaml)")
     p.add_argument("--key-file", default=None, help="file holding the pseudonymization key (else config privacy.key_file)")
     p.set_defaults(func=_run)
+    q = subparsers.add_parser(
+        "echonet-phantom",
+        help="write a synthetic EchoNet-Dynamic release (known EF, injected faults) for demos and tests",
+        description="Writes OUT/FileList.csv, OUT/Videos/*.avi, OUT/VolumeTracings.csv and OUT/faults.csv in the "
+        "layout of the public release; options other than --videos/--seed come from the config's "
+        "external.echonet.phantom section. Convert it with `cinefm echonet --root OUT ...`.",
+    )
+    q.add_argument("--out", required=True, help="output folder (the release root)")
+    q.add_argument("--videos", type=int, default=None, help="good videos (default: config)")
+    q.add_argument("--seed", type=int, default=None, help="random seed (default: config)")
+    q.add_argument("--no-faults", action="store_true", help="no corrupt/missing/inconsistent/unlisted videos")
+    q.add_argument("--config", default=None, help="config YAML (default config/config.yaml)")
+    q.set_defaults(func=_run_phantom)
+
+
+def _run_phantom(args: argparse.Namespace) -> int:
+    from cinefm.config import DEFAULT_CONFIG, load_config
+    from cinefm.phantom.echo import generate_echonet
+
+    cfg = load_config(args.config or DEFAULT_CONFIG)
+    opts = {k: v for k, v in ((cfg.get("external") or {}).get("echonet") or {}).get("phantom", {}).items()
+            if k != "enabled"}
+    for key in ("videos", "seed"):
+        if getattr(args, key) is not None:
+            opts[key] = getattr(args, key)
+    if args.no_faults:
+        opts["faults"] = False
+    for name, path in generate_echonet(args.out, **opts).items():
+        print(f"{name}\t{path}")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -10,6 +10,10 @@ A file holds only what distinguishes one setup from another (validated against
     seed: 0               # weight initialisation + Lightning seed
     # optional: fraction_seed (default splits.fraction_seed), pretrain_run (default
     # pretrain.run), description
+    # optional, an experiment with its own cohort/recipe (config/experiments/echonet/):
+    # cohort (cmr | echonet), split_source (hash | release), view, encoder,
+    # clip {frames, period, size}, optimizer {name, lr, momentum, weight_decay},
+    # scheduler {name, step_size, gamma}, batch_size, epochs, metrics
 
 ``task: diseases`` trains one multi-label model with one sigmoid output per disease of
 ``labels.diseases`` (the method's head); a single disease key trains a one-output model.
@@ -35,6 +39,7 @@ from typing import Any, Literal
 import yaml
 
 from cinefm.config import REPO_ROOT, ConfigError
+from cinefm.train.optim import OptimizerSpec, SchedulerSpec
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +48,7 @@ TASK_LVEF = "lvef"
 TASK_DISEASES = "diseases"
 NAME_DISEASES = "disease"  # how task `diseases` is spelled in experiment names
 INITS = ("clip", "kinetics", "random")
+EXTERNAL_COHORTS = ("echonet",)  # cohorts with their own release split (results/external/<cohort>/)
 MODES = ("finetune", "transfer")
 
 Kind = Literal["regression", "classification"]
@@ -50,6 +56,15 @@ Kind = Literal["regression", "classification"]
 
 class ExperimentError(ConfigError):
     """An experiment file is malformed; the message names the file, the key and the fix."""
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """``clip:`` of an experiment: T frames taken every ``period``-th frame, ``size`` × ``size`` pixels."""
+
+    frames: int
+    size: int
+    period: int = 1
 
 
 @dataclass(frozen=True)
@@ -66,6 +81,17 @@ class Experiment:
     fraction_seed: int | None = None
     pretrain_run: str | None = None
     description: str = ""
+    # optional recipe keys (None = the MRI defaults: all views, config models.video / finetune)
+    cohort: str = "cmr"
+    split_source: str = "hash"
+    view: str | None = None
+    encoder: str | None = None
+    clip: ClipSettings | None = None
+    optimizer: OptimizerSpec | None = None
+    scheduler: SchedulerSpec | None = None
+    batch_size: int | None = None
+    epochs: int | None = None
+    metrics: tuple[str, ...] = ()
 
     @property
     def kind(self) -> Kind:
@@ -119,6 +145,36 @@ def validate_experiment(doc: Any, source: str) -> None:
         raise ExperimentError(f"{source}: key '{key}': {err.message}")
 
 
+def _recipe(doc: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The optional cohort/recipe keys of a validated ``doc`` as :class:`Experiment` fields.
+
+    Combinations the training code cannot honour fail here: an external cohort trains on its
+    release split (``split_source: release``); the MRI cohort has no release split, no single
+    ``view`` selection and no clip ``period`` (its clips span the whole cine loop).
+    """
+    cohort = str(doc.get("cohort", "cmr"))
+    split_source = str(doc.get("split_source", "release" if cohort in EXTERNAL_COHORTS else "hash"))
+    clip = doc.get("clip")
+    if cohort in EXTERNAL_COHORTS and split_source != "release":
+        raise ExperimentError(f"{source}: key 'split_source': cohort {cohort!r} trains on its release's own "
+                              "split; set split_source: release (the keyed-hash split covers the MRI cohort only)")
+    if cohort == "cmr":
+        bad = [k for k, v in (("split_source", split_source != "hash"), ("view", "view" in doc),
+                              ("clip.period", bool(clip) and int(clip.get("period", 1)) != 1)) if v]
+        if bad:
+            raise ExperimentError(f"{source}: key(s) {bad} apply to external cohorts only (cohort: echonet); "
+                                  "MRI experiments use the keyed-hash split, every view and whole-loop clips")
+    return {
+        "cohort": cohort, "split_source": split_source, "view": doc.get("view"), "encoder": doc.get("encoder"),
+        "clip": None if not clip else ClipSettings(int(clip["frames"]), int(clip["size"]), int(clip.get("period", 1))),
+        "optimizer": OptimizerSpec.from_mapping(doc["optimizer"]) if doc.get("optimizer") else None,
+        "scheduler": SchedulerSpec.from_mapping(doc["scheduler"]) if doc.get("scheduler") else None,
+        "batch_size": None if doc.get("batch_size") is None else int(doc["batch_size"]),
+        "epochs": None if doc.get("epochs") is None else int(doc["epochs"]),
+        "metrics": tuple(doc.get("metrics") or ()),
+    }
+
+
 def parse_experiment(doc: Mapping[str, Any], name: str, path: str | os.PathLike,
                      diseases: Sequence[str]) -> Experiment:
     """Validate ``doc`` (the parsed YAML) and return the :class:`Experiment` ``name``.
@@ -137,13 +193,30 @@ def parse_experiment(doc: Mapping[str, Any], name: str, path: str | os.PathLike,
         fraction=float(doc["fraction"]), seed=int(doc["seed"]),
         fraction_seed=None if doc.get("fraction_seed") is None else int(doc["fraction_seed"]),
         pretrain_run=doc.get("pretrain_run"), description=str(doc.get("description", "")),
+        **_recipe(doc, source),
     )
     check_name(exp)
     return exp
 
 
+def external_name_prefix(exp: Experiment) -> str:
+    """External-cohort experiments are named ``<cohort>_...`` (e.g. ``echonet_r2plus1d_18_lvef``)."""
+    return f"{exp.cohort}_"
+
+
 def check_name(exp: Experiment) -> None:
-    """A name shaped ``<task>_<init>_<mode>_<percent>`` must say what the file says (stats reads it)."""
+    """A name shaped ``<task>_<init>_<mode>_<percent>`` must say what the file says (stats reads it).
+
+    An external-cohort experiment must start with ``<cohort>_`` (its outputs share
+    ``results/finetune/`` with the MRI experiments, and the statistics stage routes it by that
+    prefix); the rest is free, conventionally ``<encoder>_<task>``.
+    """
+    if exp.cohort != "cmr":
+        if not exp.name.startswith(external_name_prefix(exp)):
+            raise ExperimentError(f"{exp.path}: an experiment on cohort {exp.cohort!r} must be named "
+                                  f"{external_name_prefix(exp)}<...> (e.g. {exp.cohort}_{exp.encoder or 'encoder'}_"
+                                  f"{exp.task}); rename the file")
+        return
     parts = exp.name.rsplit("_", 3)
     canonical = expected_name(exp.task, exp.init, exp.mode, exp.fraction)
     if len(parts) == 4 and parts[1] in INITS and parts[2] in MODES:
@@ -187,7 +260,7 @@ def experiment_paths(directory: str | os.PathLike, select: Sequence[str] | None 
 
 
 __all__ = [
-    "EXPERIMENT_SCHEMA", "INITS", "MODES", "TASK_DISEASES", "TASK_LVEF", "Experiment", "ExperimentError",
-    "check_name", "expected_name", "experiment_paths", "fraction_label", "load_experiment",
+    "EXPERIMENT_SCHEMA", "EXTERNAL_COHORTS", "INITS", "MODES", "TASK_DISEASES", "TASK_LVEF", "ClipSettings",
+    "Experiment", "ExperimentError", "check_name", "external_name_prefix", "expected_name", "experiment_paths", "fraction_label", "load_experiment",
     "parse_experiment", "validate_experiment",
 ]

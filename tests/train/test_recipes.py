@@ -1,0 +1,97 @@
+"""Experiment files with their own recipe (EchoNet-Dynamic): schema keys, checks, config overrides, optimizers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from cinefm.config import DEFAULT_CONFIG, load_config
+from cinefm.train.experiments import ExperimentError, load_experiment, parse_experiment
+from cinefm.train.finetune import TaskSettings
+from cinefm.train.optim import build_optimization
+from cinefm.train.recipes import apply_recipe, optimization_hparams, recipe_settings
+
+ECHO = Path(DEFAULT_CONFIG).parent / "experiments" / "echonet"
+BASE = {"task": "lvef", "init": "random", "mode": "transfer", "fraction": 1.0, "seed": 0}
+
+
+def test_echonet_files_carry_echonets_published_recipe():
+    for encoder in ("perceiver_io", "r2plus1d_18"):
+        exp = load_experiment(ECHO / f"echonet_{encoder}_lvef.yaml", ["hcm"])
+        assert (exp.cohort, exp.split_source, exp.view, exp.encoder) == ("echonet", "release", "A4C", encoder)
+        assert (exp.clip.frames, exp.clip.period, exp.clip.size) == (32, 2, 112)
+        assert (exp.optimizer.name, exp.optimizer.lr, exp.optimizer.momentum, exp.optimizer.weight_decay) == \
+            ("sgd", 1e-4, 0.9, 1e-4)
+        assert (exp.scheduler.step_size, exp.scheduler.gamma, exp.batch_size, exp.epochs) == (15, 0.1, 20, 45)
+
+
+def test_mri_experiments_keep_their_defaults():
+    exp = load_experiment(Path(DEFAULT_CONFIG).parent / "experiments" / "lvef_clip_transfer_100.yaml", ["hcm"])
+    assert (exp.cohort, exp.split_source, exp.encoder, exp.optimizer, exp.epochs) == ("cmr", "hash", None, None, None)
+
+
+@pytest.mark.parametrize("doc, name, message", [
+    ({**BASE, "cohort": "echonet", "split_source": "hash"}, "echonet_x_lvef", "split_source: release"),
+    ({**BASE, "view": "4CH"}, "lvef_random_transfer_100", "external cohorts only"),
+    ({**BASE, "clip": {"frames": 8, "size": 32, "period": 2}}, "lvef_random_transfer_100", "external cohorts only"),
+    ({**BASE, "cohort": "echonet"}, "lvef_random_transfer_100", "must be named echonet_"),
+    ({**BASE, "optimizer": {"name": "rmsprop", "lr": 0.1}}, "x", "optimizer.name"),
+    ({**BASE, "epochs": 0}, "x", "epochs"),
+])
+def test_recipe_keys_that_cannot_be_honoured_fail_early(doc, name, message):
+    with pytest.raises(ExperimentError, match=message):
+        parse_experiment(doc, name, f"{name}.yaml", ["hcm"])
+
+
+def test_config_overrides_shrink_the_recipe_and_set_the_encoder():
+    config = load_config(DEFAULT_CONFIG)
+    config["external"]["echonet"]["finetune"]["overrides"] = {
+        "epochs": 3, "batch_size": 2, "clip": {"frames": 8, "size": 32}, "optimizer": {"lr": 0.01}}
+    config["external"]["echonet"]["finetune"]["weights"] = {"r2plus1d_18": "/w/r2plus1d.pth"}
+    exp = load_experiment(ECHO / "echonet_r2plus1d_18_lvef.yaml", ["hcm"])
+    eff, cfg = apply_recipe(exp, config)
+    assert (eff.epochs, eff.batch_size, eff.clip.frames, eff.clip.period, eff.clip.size) == (3, 2, 8, 2, 32)
+    assert (eff.optimizer.name, eff.optimizer.lr, eff.optimizer.momentum) == ("sgd", 0.01, 0.9)  # merged
+    video = cfg["models"]["video"]
+    assert (video["name"], video["frames"], video["size"], video["weights"]) == ("r2plus1d_18", 8, 32, "/w/r2plus1d.pth")
+    assert cfg["finetune"]["batch_size"] == 2 and config["models"]["video"]["name"] == "mvit_small"  # not mutated
+    settings = recipe_settings(TaskSettings.from_config(cfg["finetune"], "regression"), eff)
+    assert (settings.epochs, settings.max_steps, settings.lr, settings.weight_decay) == (3, -1, 0.01, 1e-4)
+
+
+def test_sgd_with_step_schedule_decays_the_lr_every_step_size_epochs():
+    exp = load_experiment(ECHO / "echonet_perceiver_io_lvef.yaml", ["hcm"])
+    hp = optimization_hparams(exp)
+    p = torch.nn.Parameter(torch.zeros(2))
+    out = build_optimization([p], hp["optimizer"], hp["scheduler"])
+    opt, sched = out["optimizer"], out["lr_scheduler"]["scheduler"]
+    assert isinstance(opt, torch.optim.SGD) and out["lr_scheduler"]["interval"] == "epoch"
+    assert opt.defaults["momentum"] == 0.9 and opt.defaults["weight_decay"] == 1e-4
+    lrs = []
+    for _ in range(31):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[14] == pytest.approx(1e-4) and lrs[15] == pytest.approx(1e-5) and lrs[30] == pytest.approx(1e-6)
+    assert isinstance(build_optimization([p], {"name": "adamw", "lr": 1e-3}), torch.optim.AdamW)
+
+
+def test_experiment_schema_lists_every_recipe_key():
+    schema = yaml.safe_load((Path(DEFAULT_CONFIG).parents[1] / "workflow/schemas/experiment.schema.yaml").read_text())
+    doc = yaml.safe_load((ECHO / "echonet_perceiver_io_lvef.yaml").read_text())
+    assert set(doc) <= set(schema["properties"]) and "cohort" not in schema["required"]
+
+
+def test_by_encoder_overrides_apply_over_the_common_ones_for_that_encoder_only():
+    overrides = {"epochs": 5, "clip": {"frames": 8, "period": 4, "size": 32}, "optimizer": {"name": "adamw", "lr": 3e-4},
+                 "by_encoder": {"r2plus1d_18": {"epochs": 9, "clip": {"size": 16}, "optimizer": {"lr": 1e-3}}}}
+    config = load_config(DEFAULT_CONFIG)
+    config["external"]["echonet"]["finetune"]["overrides"] = overrides
+    r2p1d, _ = apply_recipe(load_experiment(ECHO / "echonet_r2plus1d_18_lvef.yaml", ["hcm"]), config)
+    perceiver, _ = apply_recipe(load_experiment(ECHO / "echonet_perceiver_io_lvef.yaml", ["hcm"]), config)
+    assert (r2p1d.epochs, r2p1d.clip.size, r2p1d.clip.frames, r2p1d.optimizer.name, r2p1d.optimizer.lr) == \
+        (9, 16, 8, "adamw", 1e-3)
+    assert (perceiver.epochs, perceiver.clip.size, perceiver.optimizer.lr) == (5, 32, 3e-4)
