@@ -9,8 +9,15 @@ the pipeline's mean shape). Prints one table: clips/s of each and their ratio (w
 loading and Lightning cost). ``--shapes paper`` uses the paper's encoder (MViT-B,
 16×224×224, projection 512, MIL 128, batch 8; needs a GPU), ``cpu`` the demo config.
 
-    .venv/bin/python benchmarks/finetune.py --results results [--experiment lvef_kinetics_transfer_100] \
-        [--steps 300] [--shapes cpu|paper] [--batch-size N] [--gpus 1] [--threads 2]
+CPU smoke run (≈ 5 min on 2 cores, the default: 300 steps, trunk frozen, 1 study per step)::
+
+    .venv/bin/python benchmarks/finetune.py --results results --batch-size 1 --threads 2
+
+Paper-shape GPU smoke run (one A100/H100; any results folder with HDF5 studies, frames are
+resized to 224 on the fly; ``transfer`` trains the whole MViT-B, fp32 as in the method)::
+
+    .venv/bin/python benchmarks/finetune.py --results results --shapes paper --gpus 1 --threads 8 \
+        --experiment lvef_kinetics_transfer_100 --steps 300 --batch-size 2
 """
 
 from __future__ import annotations
@@ -105,7 +112,7 @@ def bare(prep, counter: ClipCounter, steps: int, warmup: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", required=True, help="results folder with splits/, labels/, ingest/")
-    ap.add_argument("--experiment", default="lvef_kinetics_transfer_100")
+    ap.add_argument("--experiment", default="lvef_kinetics_finetune_100")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--shapes", choices=["cpu", "paper"], default="cpu")
@@ -131,6 +138,8 @@ def main() -> None:
           f"{cfg['models']['video']['frames']}x{cfg['models']['video']['size']}^2), batch "
           f"{cfg['finetune']['batch_size']} studies, {args.steps} steps in {wall:.1f} s, "
           f"torch threads {torch.get_num_threads()}, device {device or 'cpu'}\n")
+    if torch.cuda.is_available() and args.gpus != 0:
+        print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB\n")
     print("| implementation | clips/s | ratio bare / pipeline |")
     print("|---|---:|---:|")
     print(f"| cinefm finetune step (data + Lightning + model) | {ours:.1f} | — |")

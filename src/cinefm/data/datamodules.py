@@ -11,8 +11,9 @@ Inputs (all produced by earlier rules):
 * pre-training: the indexed report JSON and the tokenizer folder (for [CLS]/[SEP]/[PAD]);
 * fine-tuning: ``labels.csv`` (:mod:`cinefm.data.targets`).
 
-Training loaders use :class:`~cinefm.data.seeding.SeededSampler` (same seed -> same
-batches for any number of workers) and :func:`~cinefm.data.seeding.seed_worker`; HDF5
+Training loaders use :class:`ResumableSampler` (a
+:class:`~cinefm.data.seeding.SeededSampler`: same seed -> same batches for any number of
+workers; a restarted job can continue an epoch where its checkpoint left it) and :func:`~cinefm.data.seeding.seed_worker`; HDF5
 files are opened lazily inside each worker. ``exclusions`` counts what was left out, by
 reason, after ``setup``.
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import lightning as L
@@ -101,9 +102,37 @@ def _augmix(params: Mapping | None) -> TemporalAugMix | None:
                           ops=tuple(p.get("ops", DEFAULT_OPS)))
 
 
+class ResumableSampler(SeededSampler):
+    """A :class:`SeededSampler` whose next pass can start part-way through a given epoch.
+
+    ``resume_at(epoch, skip)`` makes the next pass use ``epoch``'s order (and item seeds)
+    and leave out its first ``skip`` items: a job restarted from a mid-epoch checkpoint
+    then sees exactly the batches the interrupted job had not trained on yet. Later passes
+    are whole epochs again.
+    """
+
+    def __init__(self, n: int, seed: int, shuffle: bool = True) -> None:
+        super().__init__(n, seed, shuffle)
+        self._skip = 0
+
+    def resume_at(self, epoch: int, skip: int) -> None:
+        """Start the next pass at item ``skip`` of epoch ``epoch``."""
+        if skip < 0:
+            raise ValueError(f"skip must be >= 0, got {skip}")
+        self.epoch, self._skip = int(epoch), int(skip)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        items = list(super().__iter__())
+        skip, self._skip = self._skip, 0
+        return iter(items[skip:])
+
+
 def _loader(dataset, batch_size: int, num_workers: int, collate, seed: int, train: bool,
-            drop_last: bool = False) -> DataLoader:
-    sampler = SeededSampler(len(dataset), seed, shuffle=True) if train else None
+            drop_last: bool = False, resume: tuple[int, int] | None = None) -> DataLoader:
+    """``resume = (epoch, batches)``: the training pass starts after ``batches`` batches of ``epoch``."""
+    sampler = ResumableSampler(len(dataset), seed, shuffle=True) if train else None
+    if sampler is not None and resume is not None:
+        sampler.resume_at(resume[0], resume[1] * batch_size)
     return DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, shuffle=False, num_workers=num_workers,
         collate_fn=collate, worker_init_fn=seed_worker,
@@ -207,6 +236,7 @@ class StudyDataModule(L.LightningDataModule):
         self.datasets: dict[str, StudyDataset] = {}
         self.exclusions: Counter = Counter()
         self.fraction: FractionSubset | None = None
+        self.resume: tuple[int, int] | None = None  # (epoch, batches done) of a restarted job
 
     @classmethod
     def from_config(cls, config: Mapping, tasks: Sequence[str], *, splits_csv: PathLike,
@@ -254,10 +284,16 @@ class StudyDataModule(L.LightningDataModule):
             self.exclusions.update({f"{split}/{k}": v for k, v in (counts + ds.exclusions).items()})
             log.log(logging.INFO if len(ds) else logging.WARNING, "fine-tuning %s: %d studies", split, len(ds))
 
+    def resume_train_at(self, epoch: int, batches: int) -> None:
+        """Make the next training loader continue epoch ``epoch`` after its first ``batches`` batches."""
+        self.resume = (int(epoch), int(batches))
+
     def dataloader(self, split: str) -> DataLoader:
-        """Loader of ``train`` (shuffled, seeded), ``val`` or ``test`` (in order)."""
+        """Loader of ``train`` (shuffled, seeded; see :meth:`resume_train_at`), ``val`` or ``test`` (in order)."""
+        train = split == "train"
+        resume, self.resume = (self.resume, None) if train else (None, self.resume)
         return _loader(self.datasets[split], self.batch_size, self.num_workers, collate_studies,
-                       self.seed, train=split == "train")
+                       self.seed, train=train, resume=resume)
 
     def train_dataloader(self) -> DataLoader:
         return self.dataloader("train")

@@ -16,6 +16,15 @@ One experiment (:mod:`cinefm.train.experiments`) = one run of :func:`run_finetun
 4. reloads that checkpoint once and writes ``predictions.csv`` for the validation and test
    studies, ``metrics.csv`` and ``best.ckpt``. The test split is never seen before.
 
+Resume: while training, the output folder holds ``state/`` (not a declared output, so
+Snakemake keeps it when a job is killed): ``state/last.ckpt``, written (atomically) after
+every validation, and ``state/best.ckpt``, the best so far. A rerun of a killed job
+continues from ``state/last.ckpt`` — same step budget or epoch count, the same batches in
+the same order (:class:`ResumeDataOrder`), the best-so-far score and file carried over —
+unless the checkpoint was written for another experiment, configuration or input files
+(:func:`run_fingerprint`); then the old state is moved aside (``state.superseded.<n>``)
+and training starts over. A finished run removes ``state/``.
+
 Losses (pure functions below): LVEF — Huber loss on the z-scored target
 ``(y − μ_train) / σ_train`` (the head predicts z, scores are de-normalised to percent);
 diseases — binary cross-entropy with ``pos_weight = n_neg / n_pos`` of the training split,
@@ -37,11 +46,11 @@ fraction_seed, seed, stage, split, step, epoch, metric, value, note`` with stage
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +62,8 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+import yaml
+from lightning.pytorch.callbacks import Callback
 from torchmetrics.aggregation import CatMetric, MeanMetric
 from torchmetrics.functional import mean_absolute_error, mean_squared_error
 from torchmetrics.functional.classification import binary_auroc
@@ -68,7 +79,10 @@ from cinefm.models.heads import (
     trainable_parameters,
 )
 from cinefm.models.video import build_video_encoder
+from cinefm.train import recipes
+from cinefm.train.callbacks import AtomicCheckpointIO
 from cinefm.train.experiments import Experiment, ExperimentError, load_experiment
+from cinefm.train.runs import RunPaths, config_fingerprint, find_resume_checkpoint, plain_data
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +299,8 @@ class FinetuneModule(L.LightningModule):
     def __init__(self, *, video: Mapping[str, Any], projection_dim: int, mil_hidden: int, tasks: Sequence[str],
                  kind: str, mode: str, lr: float, weight_decay: float, pos_weight: Sequence[float] | None = None,
                  target_mean: float = 0.0, target_std: float = 1.0, huber_delta: float = 1.0,
-                 heart_failure_lvef: float = 40.0) -> None:
+                 heart_failure_lvef: float = 40.0, fingerprint: Mapping[str, Any] | None = None,
+                 optimizer: Mapping[str, Any] | None = None, scheduler: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         if kind not in ("regression", "classification"):
             raise ValueError(f"kind must be 'regression' or 'classification', got {kind!r}")
@@ -294,7 +309,8 @@ class FinetuneModule(L.LightningModule):
                                    "tasks": list(tasks), "kind": kind, "mode": mode, "lr": lr,
                                    "weight_decay": weight_decay, "pos_weight": pos_weight,
                                    "target_mean": target_mean, "target_std": target_std,
-                                   "huber_delta": huber_delta, "heart_failure_lvef": heart_failure_lvef})
+                                   "huber_delta": huber_delta, "heart_failure_lvef": heart_failure_lvef,
+                                   "fingerprint": fingerprint, "optimizer": optimizer, "scheduler": scheduler})
         self.model: StudyModel = build_study_model(video, projection_dim=projection_dim, n_outputs=len(tasks),
                                                    mil_hidden=mil_hidden, layer_norm=kind == "classification")
         set_mode(self.model, mode)
@@ -351,11 +367,74 @@ class FinetuneModule(L.LightningModule):
                  ", ".join(f"{k}={v:.4g}" for k, v in row.items()))
 
     def configure_optimizers(self):
+        if self.hparams.get("optimizer"):  # the experiment's own recipe (cinefm.train.optim)
+            from cinefm.train.optim import build_optimization
+
+            return build_optimization(trainable_parameters(self.model), self.hparams.optimizer,
+                                      self.hparams.get("scheduler"))
         return torch.optim.AdamW(trainable_parameters(self.model), lr=self.hparams.lr,
                                  weight_decay=self.hparams.weight_decay)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["cinefm"] = {"run": self.run_info, "history": self.history}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A resumed job carries on the validation history of the attempts before it."""
+        self.history = list((checkpoint.get("cinefm") or {}).get("history") or [])
+
+
+class ResumeDataOrder(Callback):
+    """Let a restarted job train on exactly the batches the killed one had not reached.
+
+    Every checkpoint records the epoch and how many of its batches were done; on resume the
+    datamodule's training sampler continues that epoch's seeded order from there
+    (:meth:`cinefm.data.datamodules.StudyDataModule.resume_train_at`), instead of
+    Lightning's default of replaying the epoch from its first batch.
+    """
+
+    KEY = "cinefm_data_order"
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        done = int(trainer.fit_loop.epoch_loop.batch_progress.current.completed)
+        checkpoint[self.KEY] = {"epoch": int(trainer.current_epoch), "batches": done,
+                                "n_batches": int(trainer.num_training_batches)}
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        state = checkpoint.get(self.KEY)
+        datamodule = trainer.datamodule
+        if not state or not hasattr(datamodule, "resume_train_at"):
+            return
+        epoch, done = state["epoch"], state["batches"]
+        if done >= state["n_batches"]:  # saved at the end of an epoch: the next one starts afresh
+            epoch, done = epoch + 1, 0
+        datamodule.resume_train_at(epoch, done)
+        log.info("resuming the training data at epoch %d after %d batches", epoch, done)
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+def run_fingerprint(exp: Experiment, config: Mapping[str, Any], fraction_seed: int,
+                    inputs: Mapping[str, PathLike | None]) -> dict[str, Any]:
+    """What a checkpoint must agree with to be resumed: the experiment file's keys, the
+    configuration the job trains under (:func:`cinefm.train.runs.config_fingerprint` of the
+    ``finetune`` section, plus ``labels``) and the size and modification time of every input
+    file (a new pre-training checkpoint or new labels make Snakemake rerun the job: it must
+    start over, not continue a model trained on the old ones)."""
+    finetune = {k: v for k, v in config["finetune"].items() if k not in ("select", "experiments")}
+    fingerprint = config_fingerprint({**config, "finetune": finetune}, section="finetune")
+    experiment = yaml.safe_load(Path(exp.path).read_text()) or {}
+    fingerprint["experiment"] = {**{str(k): v for k, v in experiment.items()}, "fraction_seed": fraction_seed}
+    # the recipe as trained: the file's keys after the config's overrides (echo demo settings)
+    fingerprint["recipe"] = plain_data({k: v for k, v in dataclasses.asdict(exp).items() if k != "path"})
+    fingerprint["labels"] = {"diseases": list(config["labels"]["diseases"]),
+                             "heart_failure_lvef": config["labels"]["heart_failure_lvef"]}
+    files = {}
+    for name, path in sorted(inputs.items()):
+        stat = Path(path).stat() if path is not None and Path(path).is_file() else None
+        files[name] = [stat.st_size, stat.st_mtime_ns] if stat else None
+    fingerprint["inputs"] = files
+    return fingerprint
 
 
 # ----------------------------------------------------------------------------- init
@@ -429,6 +508,11 @@ def _scores_targets(pred: pd.DataFrame, tasks: Sequence[str]) -> tuple[torch.Ten
 
 def _datamodule(exp: Experiment, config: Mapping[str, Any], tasks: list[str], fraction_seed: int,
                 splits_csv: PathLike, studies_csv: PathLike, labels_csv: PathLike):
+    if exp.cohort != "cmr":  # external cohort: its release split, one view (cinefm.data.echo)
+        from cinefm.data.echo import EchoDataModule
+
+        return EchoDataModule.from_experiment(exp, config, tasks, studies_csv=studies_csv, labels_csv=labels_csv,
+                                              num_workers=int(config["finetune"]["num_workers"]))
     from cinefm.data.datamodules import StudyDataModule
 
     return StudyDataModule.from_config(
@@ -459,7 +543,7 @@ def _trainer_kwargs(settings: TaskSettings, n_train_batches: int, gpus: int | No
     kwargs: dict[str, Any] = dict(devices, precision=resolve_precision(settings.precision, devices["accelerator"]),
                                   logger=False, enable_progress_bar=False, enable_model_summary=False,
                                   num_sanity_val_steps=0, log_every_n_steps=max(1, min(50, n_train_batches)))
-    if settings.kind == "regression":
+    if settings.max_steps > 0:  # LVEF step budget; epochs for diseases and recipe experiments
         every = max(1, min(settings.val_every_steps or n_train_batches, settings.max_steps))
         kwargs.update(max_steps=settings.max_steps, max_epochs=-1, val_check_interval=every,
                       check_val_every_n_epoch=None)
@@ -489,11 +573,12 @@ def prepare(experiment_yaml: PathLike, config: Mapping[str, Any], *, splits_csv:
     """
     diseases = list(config["labels"]["diseases"])
     exp = load_experiment(experiment_yaml, diseases)
+    exp, config = recipes.apply_recipe(exp, config)  # the experiment's own encoder/clip/batch, if any
     tasks = exp.tasks(diseases)
     plan = plan_init(exp, config, pretrain_ckpt)
     fraction_seed = exp.fraction_seed if exp.fraction_seed is not None else int(config["splits"]["fraction_seed"])
     info = RunInfo(exp, tasks, plan, fraction_seed)
-    settings = TaskSettings.from_config(config["finetune"], exp.kind)
+    settings = recipes.recipe_settings(TaskSettings.from_config(config["finetune"], exp.kind), exp)
     log.info("experiment %s: task %s (%s), init %s (effective %s), mode %s, fraction %g (seed %d), seed %d",
              exp.name, exp.task, ", ".join(tasks), exp.init, plan.effective, exp.mode, exp.fraction,
              fraction_seed, exp.seed)
@@ -519,33 +604,51 @@ def prepare(experiment_yaml: PathLike, config: Mapping[str, Any], *, splits_csv:
         mean, std = target_scaling(train_targets[:, 0])
     _data_rows(info, dm, train_targets, pos_weight)
 
+    fingerprint = run_fingerprint(exp, config, fraction_seed, {
+        "splits": splits_csv, "studies": studies_csv, "labels": labels_csv, "pretrain": pretrain_ckpt})
     L.seed_everything(exp.seed, workers=True, verbose=False)
     module = FinetuneModule(
         video=config["models"]["video"], projection_dim=int(config["models"]["projection_dim"]),
         mil_hidden=int(config["finetune"]["mil_hidden"]), tasks=tasks, kind=exp.kind, mode=exp.mode,
         lr=settings.lr, weight_decay=settings.weight_decay,
         pos_weight=None if pos_weight is None else pos_weight.tolist(), target_mean=mean, target_std=std,
-        huber_delta=settings.huber_delta, heart_failure_lvef=float(config["labels"]["heart_failure_lvef"]))
+        huber_delta=settings.huber_delta, heart_failure_lvef=float(config["labels"]["heart_failure_lvef"]),
+        fingerprint=fingerprint, **recipes.optimization_hparams(exp))
     init_weights(module, plan, config["models"]["video"])
     module.run_info = {**info.meta(), "tasks": tasks, "init_note": plan.note, "experiment_file": str(exp.path)}
     monitor, direction = selection_metric(exp.kind, dm.datasets["val"].targets)
     return Prepared(info, settings, dm, module, monitor, direction)
 
 
-def fit(prep: Prepared, work_dir: Path, gpus: int | None):
-    """Train under Lightning, keeping the best validation checkpoint in ``work_dir``; returns the callback."""
+def fit(prep: Prepared, state_dir: Path, gpus: int | None, resume: PathLike | None = None,
+        callbacks: Sequence[Callback] = ()):
+    """Train under Lightning (from ``resume``, a ``last.ckpt`` of this run, when given).
+
+    ``state_dir`` receives ``best.ckpt`` (best validation so far) and ``last.ckpt`` (after
+    every validation: the resume point). Returns the trainer and the best-checkpoint callback.
+    """
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    checkpoint = ModelCheckpoint(dirpath=work_dir, filename="best", monitor=prep.monitor, mode=prep.direction,
-                                 save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False)
-    n_batches = len(prep.datamodule.train_dataloader())
-    trainer = L.Trainer(callbacks=[checkpoint], default_root_dir=work_dir,
-                        **_trainer_kwargs(prep.settings, n_batches, gpus))
+    # both save when a validation ends, `best` first: last.ckpt then holds the new best score and path
+    best = ModelCheckpoint(dirpath=state_dir, filename="best", monitor=prep.monitor, mode=prep.direction,
+                           save_top_k=1, save_on_train_epoch_end=False, auto_insert_metric_name=False,
+                           enable_version_counter=False)
+    last = ModelCheckpoint(dirpath=state_dir, filename="last", monitor=None, save_top_k=1,
+                           save_on_train_epoch_end=False, auto_insert_metric_name=False,
+                           enable_version_counter=False)
+    n_batches = max(1, math.ceil(len(prep.datamodule.datasets["train"]) / prep.datamodule.batch_size))
+    kwargs = _trainer_kwargs(prep.settings, n_batches, gpus)
+    kwargs["plugins"] = [*kwargs.get("plugins", []), AtomicCheckpointIO()]  # a kill never truncates a file
+    trainer = L.Trainer(callbacks=[best, last, ResumeDataOrder(), *callbacks], default_root_dir=state_dir,
+                        **kwargs)
     with warnings.catch_warnings():
         # finetune mode keeps the frozen trunk in eval mode on purpose
         warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
-        trainer.fit(prep.module, datamodule=prep.datamodule)
-    return trainer, checkpoint
+        # ResumeDataOrder makes a mid-epoch resume exact; the state folder is ours to overwrite
+        warnings.filterwarnings("ignore", message=r".*your dataloader is not resumable.*")
+        warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
+        trainer.fit(prep.module, datamodule=prep.datamodule, ckpt_path=None if resume is None else str(resume))
+    return trainer, best
 
 
 def evaluate_best(prep: Prepared, checkpoint_path: str | os.PathLike) -> pd.DataFrame:
@@ -591,8 +694,12 @@ def run_finetune(
     out_metrics: PathLike,
     gpus: int | None = None,
     threads: int | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> pd.DataFrame:
     """Train one experiment, select on validation, write best.ckpt, predictions.csv, metrics.csv.
+
+    A killed run's rerun resumes from ``<folder of out_ckpt>/state/last.ckpt`` (module
+    docstring); ``callbacks`` are added to the Trainer's (e.g. a time or step limit).
 
     ``config`` is the validated pipeline configuration (sections labels, splits, data,
     models, finetune); ``gpus`` the rule's ``resources.gpu`` (see
@@ -606,21 +713,27 @@ def run_finetune(
     try:
         prep = prepare(experiment_yaml, config, splits_csv=splits_csv, studies_csv=studies_csv,
                        labels_csv=labels_csv, pretrain_ckpt=pretrain_ckpt)
-        out_ckpt.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=".finetune-", dir=out_ckpt.parent))
+        paths = RunPaths(out_ckpt.parent)
+        paths.state.mkdir(parents=True, exist_ok=True)
+        resume = find_resume_checkpoint(paths, prep.module.hparams.fingerprint)
         try:
-            trainer, checkpoint = fit(prep, work, gpus)
+            trainer, checkpoint = fit(prep, paths.state, gpus, resume=resume, callbacks=callbacks)
             if not trainer.is_global_zero:
                 return pd.DataFrame()
+            if (trainer.global_step < prep.settings.max_steps if prep.settings.kind == "regression"
+                    else trainer.current_epoch < prep.settings.epochs):
+                raise RuntimeError(f"experiment {prep.info.experiment.name}: training stopped at step "
+                                   f"{trainer.global_step} before its budget; rerun to resume from "
+                                   f"{paths.resume}")
             if not checkpoint.best_model_path:
                 raise RuntimeError(f"experiment {prep.info.experiment.name}: no checkpoint was selected "
                                    f"(no validation with a finite {prep.monitor})")
             predictions = evaluate_best(prep, checkpoint.best_model_path)
             write_csv(predictions, out_predictions)
             write_csv(prep.info.table(), out_metrics)
-            os.replace(checkpoint.best_model_path, out_ckpt)  # same folder: atomic
+            os.replace(checkpoint.best_model_path, out_ckpt)  # same file system: atomic
+            shutil.rmtree(paths.state, ignore_errors=True)  # finished: a rerun starts over
         finally:
-            shutil.rmtree(work, ignore_errors=True)
             close_readers(prep.datamodule)
     finally:
         torch.set_num_threads(previous_threads)
@@ -629,7 +742,8 @@ def run_finetune(
 
 
 __all__ = [
-    "FinetuneModule", "InitPlan", "Prepared", "TaskSettings", "close_readers", "evaluate_best", "fit",
+    "FinetuneModule", "InitPlan", "Prepared", "ResumeDataOrder", "TaskSettings", "close_readers", "evaluate_best",
+    "fit", "run_fingerprint",
     "prepare", "check_known_targets", "huber_on_z", "init_weights",
     "masked_bce_with_logits", "plan_init", "pos_weights", "predict", "run_finetune", "selection_metric",
     "target_scaling", "task_metrics", "view_attention",
