@@ -11,9 +11,11 @@
 #   stop    stop the daemons this script started (munged only if it started it).
 #   status  exit 0 when sinfo answers and the node is usable, 1 otherwise.
 #
-# The node advertises CINEFM_SLURM_TEST_CPUS CPUs (default 64, more than this
-# machine has; SlurmdParameters=config_overrides) so that the shipped profile's
-# cpus_per_gpu fits a 4-GPU job; jobs then time-share the real cores.
+# The node advertises CINEFM_SLURM_TEST_CPUS CPUs (default 64) and
+# CINEFM_SLURM_TEST_MEM_MB MiB (default 131072), more than this machine has
+# (SlurmdParameters=config_overrides), so that the shipped profile's cpus_per_gpu
+# fits a 4-GPU job and the rules' mem_mb (fine-tuning: 16000) do not queue the
+# phantom DAG's jobs one by one; jobs then time-share the real cores and memory.
 # Install the packages first: tools/install-system-deps.sh
 set -euo pipefail
 
@@ -22,6 +24,7 @@ STATE_DIR=/run/cinefm-slurm-test      # markers of what this script started
 FAKE_GPU_DIR=/var/lib/slurm-fake-gpu
 LOG_DIR=/var/log/slurm
 CPUS=${CINEFM_SLURM_TEST_CPUS:-64}
+MEM=${CINEFM_SLURM_TEST_MEM_MB:-131072}
 START_TIMEOUT=${CINEFM_SLURM_TEST_TIMEOUT:-60}
 
 say() { echo "slurm-test-cluster: $*"; }
@@ -58,10 +61,8 @@ cluster_up() {
 }
 
 write_config() {
-    local host mem_total mem
+    local host mem=$MEM
     host=$(hostname -s)
-    mem_total=$(awk '/MemTotal/ {print int($2 / 1024)}' /proc/meminfo)
-    mem=$(( mem_total > 4096 ? mem_total - 2048 : mem_total / 2 ))
     mkdir -p "$CONF_DIR"
     cat >"$CONF_DIR/slurm.conf" <<EOF
 # Written by tools/slurm-test-cluster.sh: single-node test cluster, not for production.

@@ -2,11 +2,15 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from cinefm.config import REPO_ROOT
+
+from .tiny_config import write_tiny_config
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
@@ -63,3 +67,43 @@ def slurm_cluster():
         yield
     finally:
         subprocess.run([str(SLURM_CLUSTER_SCRIPT), "stop"], capture_output=True, text=True)
+
+
+# --- the whole phantom DAG at its smallest, run once on this machine (tests/workflow/tiny_config.py) ---
+LOCAL_PROFILE = REPO_ROOT / "profiles" / "local"
+SNAKEMAKE_ENV = {"PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    """A Snakemake working directory: `root/config.yaml`, `root/results/`, `root/.snakemake/`."""
+
+    root: Path
+    configfile: Path
+    output: str  # Snakemake's stdout + stderr of the full run
+    seconds: float
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results"
+
+    def snakemake(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Snakemake on this working directory with the local profile (options and targets in `args`)."""
+        # --configfile first: it takes every word up to the next option (a target would be read as a file)
+        cmd = [SNAKEMAKE, "--configfile", str(self.configfile), "--snakefile", str(REPO_ROOT / "Snakefile"),
+               "--directory", str(self.root), "--profile", str(LOCAL_PROFILE), "--cores", "2", *args]
+        proc = subprocess.run(cmd, cwd=self.root, capture_output=True, text=True,
+                              env={**os.environ, **SNAKEMAKE_ENV})
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> LocalRun:
+    """The whole phantom DAG (tiny config) run to results/report/index.html with profiles/local."""
+    root = tmp_path_factory.mktemp("tiny_run")
+    run = LocalRun(root, write_tiny_config(root), "", 0.0)
+    start = time.monotonic()
+    proc = run.snakemake()
+    return LocalRun(root, run.configfile, proc.stdout + proc.stderr, time.monotonic() - start)

@@ -4,8 +4,10 @@ The shipped profile is used as is; only the two settings a cluster without an
 accounting database needs are added on the command line (status via squeue,
 first status check after 2 s instead of 40 s). A tiny self-contained workflow
 with rules named like the project's GPU rules checks placement, failure
-reporting and partial reruns; the project's own phantom DAG then runs through
-sbatch. Pure tests at the top check the profile's YAML without SLURM.
+reporting and partial reruns; the project's whole phantom DAG (tiny config, as in
+test_full_run.py) then runs through sbatch to the report, and deleting one
+fine-tuning output reruns exactly that job and the stats. Pure tests at the top
+check the profile's YAML (and what Snakemake resolves from it) without SLURM.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cinefm.config import DEFAULT_CONFIG, REPO_ROOT
+from cinefm.config import REPO_ROOT
 
-from .conftest import SNAKEMAKE
+from .conftest import SNAKEMAKE, SNAKEMAKE_ENV
+from .tiny_config import EXPERIMENTS, FULL_RUN_RULES, RERUN_EXPERIMENT, write_tiny_config
 
 PROFILE_DIR = REPO_ROOT / "profiles" / "slurm"
 PROFILE = PROFILE_DIR / "config.yaml"
@@ -137,6 +140,27 @@ def test_renaming_a_partition_in_the_site_block_moves_the_gpu_rules(tmp_path):
     assert "slurm_partition=cpu" in resources["stats"]
 
 
+def test_renaming_partitions_moves_the_projects_gpu_rules_and_nothing_else(tmp_path):
+    """The project's own DAG (dry run, every job): only the site block of the profile is edited."""
+    text = PROFILE.read_text()
+    edited = text.replace("&a100_partition a100", "&a100_partition gpu-a100-80g", 1)
+    edited = edited.replace("&cpu_partition cpu", "&cpu_partition standard", 1)
+    assert edited.count("gpu-a100-80g") == 1 and edited.count("standard") == 1
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    (profile / "config.yaml").write_text(edited)
+    proc = subprocess.run([SNAKEMAKE, "-n", "--forceall", "--snakefile", str(REPO_ROOT / "Snakefile"),
+                           "--directory", str(tmp_path), "--profile", str(profile),
+                           "--configfile", str(write_tiny_config(tmp_path))],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    resources = dict(re.findall(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", proc.stdout, flags=re.M))
+    assert set(resources) == FULL_RUN_RULES, sorted(resources)
+    for rule, res in resources.items():
+        want = "gpu-a100-80g" if rule in ("pretrain", "finetune") else "standard"
+        assert f"slurm_partition={want}," in res + ",", (rule, res)
+
+
 # ------------------------------------------------------------ test workflow
 
 # Each job records where it ran: partition | CUDA_VISIBLE_DEVICES | SLURM_GPUS_ON_NODE
@@ -200,6 +224,7 @@ def write_placement_workflow(root: Path) -> Path:
 class SlurmJob:
     jobid: str
     rule: str
+    wildcards: str  # the job's wildcard values joined by "_" ("" without wildcards)
     partition: str
     tres: str
     state: str
@@ -226,8 +251,8 @@ def squeue_jobs(run_id: str) -> tuple[SlurmJob, ...]:
     jobs = []
     for line in out.splitlines():
         jobid, comment, partition, tres, state = (f.strip() for f in line.split("|")[:5])
-        rule = comment.removeprefix("rule_").split("_wildcards_")[0]
-        jobs.append(SlurmJob(jobid, rule, partition, tres, state))
+        rule, _, wildcards = comment.removeprefix("rule_").partition("_wildcards_")
+        jobs.append(SlurmJob(jobid, rule, wildcards, partition, tres, state))
     return tuple(jobs)
 
 
@@ -241,7 +266,7 @@ class SlurmInvocation:
         cmd = [SNAKEMAKE, "--snakefile", str(snakefile), "--directory", str(workdir),
                "--profile", str(PROFILE_DIR), *TEST_ONLY_FLAGS, *args]
         env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-        env["PYTHONUNBUFFERED"] = "1"
+        env.update(SNAKEMAKE_ENV)
         self.log = workdir / f"{name}.out"
         with open(self.log, "w") as fh:
             self.proc = subprocess.Popen(cmd, cwd=workdir, stdout=fh, stderr=subprocess.STDOUT,
@@ -260,50 +285,41 @@ class SlurmInvocation:
         return SlurmRun(self.proc.returncode, output, found.group(1), squeue_jobs(found.group(1)))
 
 
-def phantom_config(results: Path) -> dict:
-    """The default config at its smallest: a few one-study patients, one shard.
-
-    Paths in the config that name files of the repository (config/views.yaml ...)
-    are made absolute so the run can use its own working directory.
-    """
-
-    def absolute(node):
-        if isinstance(node, dict):
-            return {k: absolute(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [absolute(v) for v in node]
-        if isinstance(node, str) and "/" in node and (REPO_ROOT / node).exists():
-            return str(REPO_ROOT / node)
-        return node
-
-    cfg = absolute(yaml.safe_load(DEFAULT_CONFIG.read_text()))
-    cfg["results"] = str(results)
-    cfg["phantom"].update(patients=6, studies_per_patient=[1, 1], frames=[10, 10],
-                          sax_slices=[4, 4])
-    cfg["ingest"]["shards"] = 1
-    return cfg
-
-
-# The front of the project's DAG: the phantom cohort and its first consumers.
-# (The whole DAG is a dozen levels deep; through a 2-core SLURM each level
-# costs ~15 s, so the full run is left to the local demo.)
-PHANTOM_TARGETS = ("phantom", "reports", "ingest_list")
+# The whole phantom DAG (tests/workflow/tiny_config.py) through sbatch: the shipped
+# profile as is, so the GPU rules go to its GPU partitions (CPU torch there: the
+# jobs train on CPU and say so). ~12 levels; each costs a job start plus the
+# plugin's status-check backoff (2 s, then +10 s per check without a finished job).
+FULL_DAG_TIMEOUT = 900
 
 
 @pytest.fixture(scope="module")
-def phantom_launch(slurm_cluster, tmp_path_factory) -> tuple[Path, SlurmInvocation]:
-    root = tmp_path_factory.mktemp("slurm_phantom")
-    configfile = root / "config.yaml"
-    configfile.write_text(yaml.safe_dump(phantom_config(root / "results")))
-    return root, SlurmInvocation(REPO_ROOT / "Snakefile", root, *PHANTOM_TARGETS,
-                                 "--configfile", str(configfile))
+def full_dag_launch(slurm_cluster, tmp_path_factory) -> tuple[Path, SlurmInvocation]:
+    root = tmp_path_factory.mktemp("slurm_full_dag")
+    return root, SlurmInvocation(REPO_ROOT / "Snakefile", root, "--configfile",
+                                 str(write_tiny_config(root)), name="full")
 
 
 @pytest.fixture(scope="module")
-def placement_run(slurm_cluster, phantom_launch, tmp_path_factory) -> tuple[Path, SlurmRun]:
+def full_dag_run(full_dag_launch) -> tuple[Path, SlurmRun]:
+    root, launch = full_dag_launch
+    return root, launch.wait(timeout=FULL_DAG_TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def full_dag_rerun(full_dag_run) -> tuple[Path, SlurmRun]:
+    """One fine-tuning output deleted, then the stats target (rule all_stats) asked for."""
+    root, first = full_dag_run
+    assert first.returncode == 0, first.output
+    (root / "results" / "finetune" / RERUN_EXPERIMENT / "predictions.csv").unlink()
+    return root, SlurmInvocation(REPO_ROOT / "Snakefile", root, "--configfile", str(root / "config.yaml"),
+                                 "--", "all_stats", name="rerun_stats").wait()
+
+
+@pytest.fixture(scope="module")
+def placement_run(slurm_cluster, full_dag_launch, tmp_path_factory) -> tuple[Path, SlurmRun]:
     """The test workflow run once through sbatch: every rule, `fails` included (keep-going).
 
-    Asks for `phantom_launch` so that the project's DAG runs alongside.
+    Asks for `full_dag_launch` so that the project's DAG runs alongside.
     """
     root = tmp_path_factory.mktemp("slurm_wf")
     wf = write_placement_workflow(root)
@@ -393,14 +409,40 @@ def test_partial_rerun_submits_only_the_missing_output_and_its_dependents(rerun)
 # ------------------------------------------------------ the project's DAG
 
 
+def expected_partitions() -> dict[str, tuple[str, str]]:
+    """GPU rule -> (partition, tres) the shipped profile asks for (every other rule: its CPU partition)."""
+    site = load_profile()["cinefm-site"]
+    return {
+        "pretrain": (site["a100_partition"], f"gres:gpu:{site['a100_model']}:{site['pretrain_gpus']}"),
+        "finetune": (site["a100_partition"], f"gres:gpu:{site['a100_model']}:{site['finetune_gpus']}"),
+    }
+
+
 @pytest.mark.slurm
 @pytest.mark.slow
-def test_phantom_dag_runs_through_sbatch(phantom_launch):
-    root, launch = phantom_launch
-    run = launch.wait()
+def test_phantom_dag_runs_through_sbatch_to_the_report(full_dag_run):
+    root, run = full_dag_run
     assert run.returncode == 0, run.output
-    assert {j.rule for j in run.jobs} == set(PHANTOM_TARGETS), run.jobs
-    assert {j.state for j in run.jobs} == {"COMPLETED"}
-    assert {j.partition for j in run.jobs} == {"cpu"}
-    assert (root / "results" / "phantom" / "faults.csv").exists()
-    assert (root / "results" / "text" / "reports.json").exists()
+    # every rule of the DAG was an sbatch job (rule all only collects)
+    assert {j.rule for j in run.jobs} == FULL_RUN_RULES - {"all"}, run.jobs
+    assert sorted(j.wildcards for j in run.jobs if j.rule == "finetune") == sorted(EXPERIMENTS)
+    assert {j.state for j in run.jobs} == {"COMPLETED"}, run.jobs
+    gpu = expected_partitions()
+    cpu = load_profile()["cinefm-site"]["cpu_partition"]
+    for job in run.jobs:
+        if job.rule in gpu:
+            assert (job.partition, job.tres) == gpu[job.rule], job
+        else:
+            assert job.partition == cpu and "gpu" not in job.tres, job
+    assert (root / "results" / "report" / "index.html").stat().st_size > 0
+    assert any((root / "results" / "stats" / "figures").glob("roc_*.png"))
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_deleted_finetune_output_reruns_that_job_and_the_stats_through_sbatch(full_dag_rerun):
+    root, run = full_dag_rerun
+    assert run.returncode == 0, run.output
+    assert sorted((j.rule, j.wildcards) for j in run.jobs) == [("finetune", RERUN_EXPERIMENT), ("stats", "")]
+    assert run.job("finetune").partition == expected_partitions()["finetune"][0]
+    assert (root / "results" / "finetune" / RERUN_EXPERIMENT / "predictions.csv").exists()

@@ -62,6 +62,11 @@ def finetune_experiments():
     return [p.stem for p in experiment_paths(config["finetune"]["experiments"], select)]
 
 
+def stats_figure_kind(wildcards):
+    """Report subcategory of a figure in results/stats/figures, from its file name."""
+    return "ROC curves" if wildcards.name.startswith("roc_") else "Bland-Altman"
+
+
 def finetune_pretrain_ckpt(wildcards):
     """The contrastive checkpoint an experiment with init clip starts from ({} otherwise)."""
     exp = FINETUNE_EXPERIMENTS[wildcards.experiment]

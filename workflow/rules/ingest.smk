@@ -119,7 +119,7 @@ rule ingest_flow:
         manifests=expand(f"{INGEST_DIR}/extract/shard_{{shard}}.csv", shard=INGEST_SHARDS),
     output:
         flow_csv=report(f"{INGEST_DIR}/flow.csv", category="Ingestion"),
-        flow_png=report(f"{INGEST_DIR}/flow.png", category="Ingestion"),
+        flow_png=report(f"{INGEST_DIR}/flow.png", category="Ingestion", caption="../report/flow.rst"),
         studies=f"{INGEST_DIR}/studies.csv",
     log:
         "logs/ingest/flow.log",

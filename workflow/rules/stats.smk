@@ -7,10 +7,19 @@ rule stats:
     input:
         predictions=expand(f"{R}/finetune/{{experiment}}/predictions.csv", experiment=finetune_experiments()),
     output:
-        auroc=report(f"{R}/stats/auroc.csv", category="Statistics"),
-        delong=report(f"{R}/stats/delong.csv", category="Statistics"),
-        thresholds=report(f"{R}/stats/thresholds.csv", category="Statistics"),
-        regression=report(f"{R}/stats/regression.csv", category="Statistics"),
+        auroc=report(f"{R}/stats/auroc.csv", category="Evaluation", subcategory="Tables", caption="../report/stats_tables.rst"),
+        delong=report(f"{R}/stats/delong.csv", category="Evaluation", subcategory="Tables", caption="../report/stats_tables.rst"),
+        thresholds=report(f"{R}/stats/thresholds.csv", category="Evaluation", subcategory="Tables", caption="../report/stats_tables.rst"),
+        regression=report(f"{R}/stats/regression.csv", category="Evaluation", subcategory="Tables", caption="../report/stats_tables.rst"),
+        # roc_<task>_<mode>_<fraction>.png, bland_altman_<experiment>.png: which exist depends on the data
+        figures=report(
+            directory(f"{R}/stats/figures"),
+            patterns=["{name}.png"],
+            category="Evaluation",
+            subcategory=stats_figure_kind,
+            labels={"figure": "{name}"},
+            caption="../report/stats_figures.rst",
+        ),
     params:
         config={"stats": config["stats"], "labels": config["labels"]},
     log:
@@ -27,6 +36,17 @@ rule stats:
         "../scripts/stats.py"
 
 
+# The stats target: `snakemake all_stats` checks every fine-tuning output as well, so a deleted
+# predictions.csv reruns that experiment and the stats, nothing else. A file target such as
+# results/stats/delong.csv only checks the stats outputs themselves: Snakemake does not remake
+# a missing intermediate file while the files built from it are present and up to date
+# (snakemake/snakemake#1978; `rule all` checks every final output the same way).
+rule all_stats:
+    input:
+        rules.stats.input,
+        rules.stats.output,
+
+
 rule report:
     input:
         stats=rules.stats.output,
@@ -34,11 +54,12 @@ rule report:
         agreement=[f"{R}/labels/agreement.csv"] if human_labels_csv() else [],
         umap=f"{R}/pretrain/{config['pretrain']['run']}/umap.png",
         retrieval=f"{R}/pretrain/{config['pretrain']['run']}/retrieval.csv",
+        echo=echonet_report_inputs(),  # echo.smk: EchoNet EF comparison ([] when not configured)
     output:
-        html=report(f"{R}/report/index.html", category="Report"),
+        html=report(f"{R}/report/index.html", category="Report", caption="../report/report_html.rst"),
     params:
         results=lambda w, input: os.path.dirname(os.path.dirname(input.flow)),
-        config={k: config[k] for k in ("cohort", "pretrain", "stats", "labels")},
+        config={**{k: config[k] for k in ("cohort", "pretrain", "stats", "labels")}, "echonet": bool(echonet_report_inputs())},
     log:
         "logs/report.log",
     benchmark:

@@ -4,4 +4,5 @@ from cinefm.log import setup_logging
 from cinefm.stats.experiments import write_stats
 
 setup_logging(snakemake.log[0])
-write_stats(snakemake.input.predictions, Path(snakemake.output.auroc).parent, snakemake.params.config)
+write_stats(snakemake.input.predictions, Path(snakemake.output.auroc).parent, snakemake.params.config,
+            figures_dir=snakemake.output.figures)

@@ -21,7 +21,8 @@ Output (``out_dir``, normally ``results/stats``):
   accuracy, tp, fp, tn, fn (:func:`cinefm.stats.operating_points`).
 - ``regression.csv``: experiment, task, metric, value, ci_low, ci_high, n: MAE, MSE,
   RMSE, R², Pearson r (bootstrap CIs) and the Bland–Altman bias, SD and limits.
-- ``roc_<task>_<mode>_<fraction>.png`` (all inits of a group), ``bland_altman_<experiment>.png``.
+- ``roc_<task>_<mode>_<fraction>.png`` (all inits of a group), ``bland_altman_<experiment>.png``
+  (in ``figures_dir``: ``out_dir`` itself unless given; ``results/stats/figures`` in the workflow).
 
 Figures named like ours that this run does not produce (an experiment removed since the
 last run) are deleted so that the report shows only this run. Statistics are computed
@@ -290,14 +291,19 @@ def write_stats(
     config: dict,
     split: str = "test",
     baseline_init: str = "kinetics",
+    figures_dir: str | os.PathLike | None = None,
 ) -> list[Path]:
     """Write auroc/delong/thresholds/regression CSVs and ROC/Bland–Altman figures; return the paths.
 
+    Figures go to ``figures_dir`` (default ``out_dir``; the Snakemake rule uses
+    ``results/stats/figures``, a directory output registered for ``snakemake --report``).
     Statistics: DeLong 1988 (AUROC CIs, paired tests), Youden 1950 (operating points),
     Efron & Tibshirani 1993 (bootstrap CIs), Bland & Altman 1986/1999 (agreement).
     """
     s = StatsSettings.from_config(config)
     out = Path(out_dir)
+    figs = Path(figures_dir) if figures_dir is not None else out
+    figs.mkdir(parents=True, exist_ok=True)
     experiments = [e for p in predictions_csvs for e in read_experiments(p, split=split)]
     if not experiments:
         raise ValueError("predictions_csvs: no predictions.csv given — run the finetune stage first")
@@ -317,7 +323,7 @@ def write_stats(
         df = df.reindex(columns=TABLE_COLUMNS[fname])
         write_csv(df, out / fname)
         written.append(out / fname)
-    written += roc_figures(experiments, s, out)
+    written += roc_figures(experiments, s, figs)
     for e in experiments:
         if e.task != REGRESSION_TASK:
             continue
@@ -326,10 +332,10 @@ def write_stats(
             continue
         fig = bland_altman_plot(r["score"].astype(float), r["target"].astype(float), unit="%",
                                 level=s.ci_level, title=f"{e.name}: predicted − reference LVEF")
-        path = out / f"bland_altman_{e.name.replace('/', '_')}.png"
+        path = figs / f"bland_altman_{e.name.replace('/', '_')}.png"
         save_figure(fig, path, dpi=110)
         written.append(path)
-    for stale in sorted({*out.glob("roc_*.png"), *out.glob("bland_altman_*.png")} - set(written)):
+    for stale in sorted({*figs.glob("roc_*.png"), *figs.glob("bland_altman_*.png")} - set(written)):
         log.info("removing %s: no experiment of this run produces it any more", stale)
         stale.unlink()
     log.info("wrote %d files to %s", len(written), out)
