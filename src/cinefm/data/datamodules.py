@@ -204,7 +204,34 @@ class PretrainDataModule(L.LightningDataModule):
                        ClipCollate(self.special.pad), self.seed, train=False)
 
 
-class StudyDataModule(L.LightningDataModule):
+class StudyLoaders(L.LightningDataModule):
+    """Loaders of per-study datasets (``self.datasets[split]``), with a resumable training order.
+
+    Subclasses set ``datasets``, ``batch_size``, ``num_workers``, ``seed`` and ``resume`` (None).
+    """
+
+    def resume_train_at(self, epoch: int, batches: int) -> None:
+        """Make the next training loader continue epoch ``epoch`` after its first ``batches`` batches."""
+        self.resume = (int(epoch), int(batches))
+
+    def dataloader(self, split: str) -> DataLoader:
+        """Loader of ``train`` (shuffled, seeded; see :meth:`resume_train_at`), ``val`` or ``test`` (in order)."""
+        train = split == "train"
+        resume, self.resume = (self.resume, None) if train else (None, self.resume)
+        return _loader(self.datasets[split], self.batch_size, self.num_workers, collate_studies,
+                       self.seed, train=train, resume=resume)
+
+    def train_dataloader(self) -> DataLoader:
+        return self.dataloader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self.dataloader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.dataloader("test")
+
+
+class StudyDataModule(StudyLoaders):
     """Multi-view studies of the downstream patients with fine-tuning targets.
 
     ``train`` is the downstream training set, or a ``train_fraction`` of its patients drawn
@@ -283,23 +310,3 @@ class StudyDataModule(L.LightningDataModule):
             self.datasets[split] = ds
             self.exclusions.update({f"{split}/{k}": v for k, v in (counts + ds.exclusions).items()})
             log.log(logging.INFO if len(ds) else logging.WARNING, "fine-tuning %s: %d studies", split, len(ds))
-
-    def resume_train_at(self, epoch: int, batches: int) -> None:
-        """Make the next training loader continue epoch ``epoch`` after its first ``batches`` batches."""
-        self.resume = (int(epoch), int(batches))
-
-    def dataloader(self, split: str) -> DataLoader:
-        """Loader of ``train`` (shuffled, seeded; see :meth:`resume_train_at`), ``val`` or ``test`` (in order)."""
-        train = split == "train"
-        resume, self.resume = (self.resume, None) if train else (None, self.resume)
-        return _loader(self.datasets[split], self.batch_size, self.num_workers, collate_studies,
-                       self.seed, train=train, resume=resume)
-
-    def train_dataloader(self) -> DataLoader:
-        return self.dataloader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self.dataloader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self.dataloader("test")

@@ -27,13 +27,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import pandas as pd
-from torch.utils.data import DataLoader
 
-from cinefm.data.collate import collate_studies
-from cinefm.data.datamodules import _loader, read_manifest, series_of
+from cinefm.data.datamodules import StudyLoaders, read_manifest, series_of
 from cinefm.data.datasets import StudyDataset
 from cinefm.data.h5 import DataError, H5Reader
 from cinefm.data.targets import load_targets
@@ -85,7 +82,7 @@ def release_manifest(studies_csv: PathLike) -> pd.DataFrame:
     return manifest
 
 
-class EchoDataModule(L.LightningDataModule):
+class EchoDataModule(StudyLoaders):
     """Train/val/test studies of an external cohort by its release split, one view, period sampling."""
 
     def __init__(self, studies_csv: PathLike, labels_csv: PathLike, tasks: Sequence[str], *, view: str | None,
@@ -139,26 +136,6 @@ class EchoDataModule(L.LightningDataModule):
             self.exclusions.update({f"{split}/{k}": v for k, v in (counts + ds.exclusions).items()})
             log.log(logging.INFO if len(ds) else logging.WARNING, "echo %s: %d studies (view %s)", split, len(ds),
                     self.view or "all")
-
-    def resume_train_at(self, epoch: int, batches: int) -> None:
-        """Make the next training loader continue epoch ``epoch`` after its first ``batches`` batches."""
-        self.resume = (int(epoch), int(batches))
-
-    def dataloader(self, split: str) -> DataLoader:
-        """Loader of ``train`` (shuffled, seeded), ``val`` or ``test`` (in order)."""
-        train = split == "train"
-        resume, self.resume = (self.resume, None) if train else (None, self.resume)
-        return _loader(self.datasets[split], self.batch_size, self.num_workers, collate_studies,
-                       self.seed, train=train, resume=resume)
-
-    def train_dataloader(self) -> DataLoader:
-        return self.dataloader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self.dataloader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self.dataloader("test")
 
 
 __all__ = ["EchoDataModule", "PeriodClipTransform", "max_start", "period_indices", "release_manifest"]
