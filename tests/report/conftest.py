@@ -73,5 +73,8 @@ def full_results(tmp_path_factory) -> Path:
     _png(root / "pretrain" / "phantom" / "umap.png", "umap")
     pd.DataFrame({"direction": ["video→text"], "recall@1": [0.2], "recall@5": [0.6]}).to_csv(
         root / "pretrain" / "phantom" / "retrieval.csv", index=False)
+    pd.DataFrame({"embedding": ["video", "text"], "target": "dcm", "n_studies": 20, "positives": 6, "k": 5,
+                  "auroc": [0.71, 0.52], "null_mean": 0.4, "null_sd": 0.15, "p_value": [0.02, 0.3],
+                  "permutations": 200}).to_csv(root / "pretrain" / "phantom" / "structure.csv", index=False)
     write_stats(_finetune(root, rng), root / "stats", CONFIG)
     return root

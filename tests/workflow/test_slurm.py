@@ -73,7 +73,7 @@ def test_profile_places_gpu_rules_on_gpu_partitions_without_gres():
         "pretrain": (site["a100_partition"], site["a100_model"], 4),
         "finetune": (site["a100_partition"], site["a100_model"], 1),
         "external_test": (site["b200_partition"], site["b200_model"], 1),
-        "echonet_test": (site["b200_partition"], site["b200_model"], 1),
+        "echonet_finetune": (site["b200_partition"], site["b200_model"], 1),
     }
     for rule, (partition, model, gpus) in expected.items():
         assert (sr[rule]["slurm_partition"], sr[rule]["gpu_model"], sr[rule]["gpu"]) == (

@@ -84,6 +84,7 @@ if ECHO_EXPERIMENTS:
     FINAL_TARGETS.append(f"{R}/stats/echonet/comparison.csv")
 
 
-def echonet_report_inputs():
-    """The echo statistics the report shows ([] when EchoNet is not configured)."""
-    return [f"{R}/stats/echonet/{n}.csv" for n in ("regression", "auroc", "comparison")] if ECHO_EXPERIMENTS else []
+# The echo statistics the report shows ([] when EchoNet is not configured).
+ECHONET_REPORT_INPUTS = (
+    [f"{R}/stats/echonet/{n}.csv" for n in ("regression", "auroc", "comparison")] if ECHO_EXPERIMENTS else []
+)

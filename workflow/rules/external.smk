@@ -46,9 +46,9 @@ if ECHONET_ROOT:
             flow=f"{R}/external/echonet/flow.csv",
             tracings=f"{R}/external/echonet/tracings_issues.csv",
         params:
-            root=ECHONET_ROOT,
+            root=lambda w, input: os.path.dirname(input.filelist),
             phantom=ECHONET_IS_PHANTOM,
-            out=f"{R}/external/echonet",
+            out=lambda w, output: os.path.dirname(output.files),
             frame_size=ECHONET["frame_size"],
             keep_inconsistent=ECHONET["keep_inconsistent"],
             key_file=config["privacy"].get("key_file"),

@@ -42,6 +42,7 @@ rule stats:
 # a missing intermediate file while the files built from it are present and up to date
 # (snakemake/snakemake#1978; `rule all` checks every final output the same way).
 rule all_stats:
+    localrule: True
     input:
         rules.stats.input,
         rules.stats.output,
@@ -54,12 +55,13 @@ rule report:
         agreement=[f"{R}/labels/agreement.csv"] if human_labels_csv() else [],
         umap=f"{R}/pretrain/{config['pretrain']['run']}/umap.png",
         retrieval=f"{R}/pretrain/{config['pretrain']['run']}/retrieval.csv",
-        echo=echonet_report_inputs(),  # echo.smk: EchoNet EF comparison ([] when not configured)
+        structure=f"{R}/pretrain/{config['pretrain']['run']}/structure.csv",
+        echo=ECHONET_REPORT_INPUTS,  # echo.smk: EchoNet EF comparison ([] when not configured)
     output:
         html=report(f"{R}/report/index.html", category="Report", caption="../report/report_html.rst"),
     params:
         results=lambda w, input: os.path.dirname(os.path.dirname(input.flow)),
-        config={**{k: config[k] for k in ("cohort", "pretrain", "stats", "labels")}, "echonet": bool(echonet_report_inputs())},
+        config={**{k: config[k] for k in ("cohort", "pretrain", "stats", "labels")}, "echonet": bool(ECHONET_REPORT_INPUTS)},
     log:
         "logs/report.log",
     benchmark:

@@ -129,12 +129,17 @@ def pretrain_section(results: Path, config: dict) -> Section:
         body.append(f"<h3>Run {html.escape(r)}</h3>" + _section_parts(results, [
             (f"pretrain/{r}/umap.png", "", lambda p: image_html(p, "UMAP of the video embeddings")),
             (f"pretrain/{r}/retrieval.csv", "Video ↔ report retrieval", lambda p: tables.table_html(_csv(p))),
+            (f"pretrain/{r}/structure.csv", "Disease structure of the embeddings (k-NN vote AUROC against "
+             "label permutations: read auroc against null_mean)", lambda p: tables.table_html(_csv(p))),
         ], "pretrain"))
     return Section("pretrain", "Pre-training", "\n".join(body))
 
 
 def _figures(results: Path, pattern: str, caption: Callable[[str], str]) -> str:
-    paths = sorted((results / "stats").glob(pattern))
+    # stats/figures/ as the workflow writes them (figures of older runs in stats/ are ignored then);
+    # stats/ itself as `cinefm stats --out` writes them
+    folder = results / "stats" / "figures"
+    paths = sorted((folder if folder.is_dir() else results / "stats").glob(pattern))
     return "\n".join(image_html(p, caption(p.stem)) for p in paths)
 
 
@@ -168,7 +173,17 @@ def regression_section(results: Path, config: dict) -> Section:
     body = _section_parts(results, [
         ("stats/regression.csv", "", lambda p: tables.table_html(tables.regression_display(_csv(p)))),
     ], "stats")
-    return Section("regression", "LVEF regression", body)
+    return Section("regression", "LVEF regression", body + _mean_predictor_html(results))
+
+
+def _mean_predictor_html(results: Path) -> str:
+    """The reference an LVEF model must beat: the MAE of always predicting the training mean."""
+    frames = [_csv(p) for p in sorted((results / "finetune").glob("*/metrics.csv"))]
+    table = tables.mean_predictor_display(pd.concat(frames)) if frames else pd.DataFrame()
+    if table.empty:
+        return ""
+    return ('<p class="lead">Test MAE against the MAE of predicting the mean LVEF of the training '
+            "studies for every test study (ratio below 1: the model beats it).</p>" + tables.table_html(table))
 
 
 def bland_altman_section(results: Path, config: dict) -> Section:
@@ -178,13 +193,36 @@ def bland_altman_section(results: Path, config: dict) -> Section:
     elif (results / "stats" / "regression.csv").is_file():  # stats ran: no LVEF experiment in this run
         body = '<p class="lead">This run has no LVEF regression experiment.</p>'
     else:
-        body = missing_html(results, ["stats/bland_altman_<experiment>.png"], "stats")
+        body = missing_html(results, ["stats/figures/bland_altman_<experiment>.png"], "stats")
     return Section("bland-altman", "Bland–Altman agreement (predicted vs reference LVEF)", body)
+
+
+def echo_section(results: Path, config: dict) -> Section:
+    """EchoNet-Dynamic EF: each encoder's regression/HFrEF metrics and their paired comparison (stats/echonet/)."""
+    title = "Echocardiography: EF on EchoNet-Dynamic (Perceiver IO vs R(2+1)D)"
+    folder = results / "stats" / "echonet"
+    if not config.get("echonet") and not folder.is_dir():
+        return Section("echo", title, '<p class="lead">EchoNet-Dynamic is not part of this run (config '
+                       "external.echonet.root, or external.echonet.phantom.enabled for the synthetic release).</p>")
+    lead = ('<p class="lead">EF regression on the release\'s TEST videos: MAE, RMSE, R² (bootstrap CIs), '
+            "Bland–Altman, the MAE of predicting the training mean, HFrEF (EF &lt; 40 %) AUROC (DeLong CI); "
+            "paired comparison of absolute errors per video (Wilcoxon signed-rank test, bootstrap CI of the "
+            "MAE difference A − B; negative: A is closer to the reference).</p>")
+    body = _section_parts(results, [
+        ("stats/echonet/comparison.csv", "Paired comparison of absolute errors",
+         lambda p: tables.table_html(tables.echo_comparison_display(_csv(p)))),
+        ("stats/echonet/regression.csv", "EF regression",
+         lambda p: tables.table_html(tables.regression_display(_csv(p)))),
+        ("stats/echonet/auroc.csv", "HFrEF detection from the predicted EF",
+         lambda p: tables.table_html(tables.auroc_display(_csv(p)))),
+    ], "echonet_stats")
+    figs = "\n".join(image_html(p, p.stem.replace("_", " ")) for p in sorted(folder.glob("*.png")))
+    return Section("echo", title, lead + body + figs)
 
 
 SECTIONS: tuple[Callable[[Path, dict], Section], ...] = (
     flow_section, labels_section, pretrain_section, auroc_section, delong_section, thresholds_section,
-    regression_section, bland_altman_section,
+    regression_section, bland_altman_section, echo_section,
 )
 
 

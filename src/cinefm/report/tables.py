@@ -32,6 +32,7 @@ METRIC_NAMES = {
     "bland_altman_sd": "SD of differences (%)",
     "bland_altman_loa_low": "Lower limit of agreement (%)",
     "bland_altman_loa_high": "Upper limit of agreement (%)",
+    "mae_mean_predictor": "MAE of the training mean (%)",
 }
 
 
@@ -139,6 +140,44 @@ def regression_display(df: pd.DataFrame) -> pd.DataFrame:
         "Value (CI)": [fmt_ci(v, lo, hi, 2) for v, lo, hi in zip(df["value"], df["ci_low"], df["ci_high"],
                                                                 strict=True)],
         "n": df["n"].astype(int),
+    })
+
+
+def mean_predictor_display(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Test MAE of each LVEF experiment next to the MAE of predicting the training mean.
+
+    ``metrics``: the rows of ``finetune/*/metrics.csv`` (:mod:`cinefm.train.finetune`) with
+    stage ``best``, split ``test`` and metric ``mae`` or ``mae_train_mean``; the ratio is
+    the model's MAE over the mean predictor's (below 1: better than no model).
+    """
+    rows = metrics[(metrics["stage"] == "best") & (metrics["split"] == "test")
+                   & metrics["metric"].isin(["mae", "mae_train_mean"])]
+    wide = rows.pivot_table(index="experiment", columns="metric", values="value", aggfunc="first")
+    if wide.empty or not {"mae", "mae_train_mean"} <= set(wide.columns):
+        return pd.DataFrame()
+    return pd.DataFrame({
+        "Experiment": wide.index,
+        "Test MAE (%)": wide["mae"].map(lambda v: fmt(v, 2)).to_numpy(),
+        "MAE of the training mean (%)": wide["mae_train_mean"].map(lambda v: fmt(v, 2)).to_numpy(),
+        "Ratio": (wide["mae"] / wide["mae_train_mean"]).map(lambda v: fmt(v, 2)).to_numpy(),
+    })
+
+
+def echo_comparison_display(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per pair of echo experiments: MAEs, MAE difference (CI), Wilcoxon W and p."""
+    level = df["level"].iloc[0] if len(df) else 0.95
+    return pd.DataFrame({
+        "A": df["experiment_a"],
+        "B": df["experiment_b"],
+        "n": df["n"].astype(int),
+        "MAE A (%)": df["mae_a"].map(lambda x: fmt(x, 2)),
+        "MAE B (%)": df["mae_b"].map(lambda x: fmt(x, 2)),
+        f"MAE A − B ({level:.0%} CI)": [fmt_ci(d, lo, hi, 2) for d, lo, hi in
+                                        zip(df["difference"], df["ci_low"], df["ci_high"], strict=True)],
+        "A closer (videos)": df["n_a_better"].map(lambda x: "" if _isnan(x) else str(int(x))),
+        "W": df["statistic"].map(lambda x: fmt(x, 1)),
+        "p (Wilcoxon)": df["p_value"].map(fmt_p),
+        "Note": _text(df["note"]),
     })
 
 
