@@ -30,35 +30,13 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import Callback
 
 from cinefm.cluster import lightning_devices
 from cinefm.config import DEFAULT_CONFIG, REPO_ROOT, deep_merge, validate_config
 from cinefm.log import setup_logging
 from cinefm.models.heads import trainable_parameters
+from cinefm.train.callbacks import StepTimer
 from cinefm.train.finetune import close_readers, prepare
-
-
-class ClipCounter(Callback):
-    """Clips (real views) per training step and the wall time of the steps after ``warmup``."""
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.clips, self.views, self.seconds, self._t0 = warmup, 0, [], 0.0, 0.0
-
-    def _sync(self, module) -> None:
-        if module.device.type == "cuda":
-            torch.cuda.synchronize(module.device)
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
-        self._sync(module)
-        self._t0 = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        self._sync(module)
-        self.views.append(tuple(batch["mask"].shape))
-        if trainer.global_step > self.warmup:
-            self.seconds += time.perf_counter() - self._t0
-            self.clips += int(batch["mask"].sum())
 
 
 def config_for(shapes: str, batch_size: int | None) -> dict:
@@ -75,20 +53,20 @@ def config_for(shapes: str, batch_size: int | None) -> dict:
     return cfg
 
 
-def pipeline(prep, steps: int, warmup: int, gpus: int | None) -> tuple[float, ClipCounter]:
-    counter = ClipCounter(warmup)
+def pipeline(prep, steps: int, warmup: int, gpus: int | None) -> tuple[float, StepTimer]:
+    counter = StepTimer(warmup, clips_of=lambda batch: batch["mask"].sum())
     trainer = L.Trainer(max_steps=steps, max_epochs=-1, limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                         precision=prep.settings.precision, callbacks=[counter], **lightning_devices(requested=gpus))
     trainer.fit(prep.module, train_dataloaders=prep.datamodule.train_dataloader())
-    return counter.clips / max(counter.seconds, 1e-9), counter
+    return counter.clips_per_second, counter
 
 
-def bare(prep, counter: ClipCounter, steps: int, warmup: int) -> float:
+def bare(prep, counter: StepTimer, steps: int, warmup: int) -> float:
     module = prep.module.train()
     device = module.device
-    b = round(sum(s[0] for s in counter.views) / len(counter.views))
-    k = round(sum(s[1] for s in counter.views) / len(counter.views))
+    b = round(sum(s[0] for s in counter.shapes) / len(counter.shapes))
+    k = round(sum(s[1] for s in counter.shapes) / len(counter.shapes))
     spec = prep.datamodule.spec
     clips = torch.randn(b, k, spec.channels, spec.frames, spec.size, spec.size, device=device)
     mask = torch.ones(b, k, dtype=torch.bool, device=device)

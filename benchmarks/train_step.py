@@ -41,7 +41,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
@@ -49,6 +49,7 @@ from cinefm.config import DEFAULT_CONFIG, REPO_ROOT, deep_merge
 from cinefm.models.clip import asymmetric_info_nce, flood
 from cinefm.models.text import build_text_encoder
 from cinefm.models.video import build_video_encoder
+from cinefm.train.callbacks import StepTimer
 from cinefm.train.pretrain import PretrainModule, build_trainer
 from cinefm.train.runs import RunPaths
 
@@ -102,27 +103,6 @@ class Cycle(Dataset):
         return self.batches[i % len(self.batches)]
 
 
-class StepTimer(Callback):
-    """Wall time and clips of the training steps after ``warmup`` (synchronised on CUDA)."""
-
-    def __init__(self, warmup: int) -> None:
-        self.warmup, self.seconds, self.clips, self._t0 = warmup, 0.0, 0, 0.0
-
-    def _sync(self, module) -> None:
-        if module.device.type == "cuda":
-            torch.cuda.synchronize(module.device)
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
-        self._sync(module)
-        self._t0 = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-        self._sync(module)
-        if trainer.global_step > self.warmup:
-            self.seconds += time.perf_counter() - self._t0
-            self.clips += len(batch["video"])
-
-
 def ours(cfg: dict, batches: list[dict], steps: int, warmup: int, accelerator: str, vocab: int) -> float:
     """clips/s of the pre-training step through PretrainModule + the rule's Trainer (no checkpoints)."""
     pre = {**cfg["pretrain"], "epochs": 1, "progress_bar": "none", "loggers": []}
@@ -133,7 +113,7 @@ def ours(cfg: dict, batches: list[dict], steps: int, warmup: int, accelerator: s
         trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, ModelCheckpoint)]
         loader = DataLoader(Cycle(batches, warmup + steps), batch_size=None, shuffle=False)
         trainer.fit(module, train_dataloaders=loader)
-    return timer.clips / max(timer.seconds, 1e-9)
+    return timer.clips_per_second
 
 
 def _time(step: Callable[[dict], None], batches: list[dict], steps: int, warmup: int, device: torch.device) -> float:

@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,39 @@ def periodic_checkpoints(dirpath: str | os.PathLike, every: int, keep: int = -1)
     return ModelCheckpoint(dirpath=dirpath, filename="epoch{epoch:04d}", auto_insert_metric_name=False,
                            every_n_epochs=every, save_top_k=keep, save_on_train_epoch_end=True,
                            enable_version_counter=False, **newest)
+
+
+class StepTimer(Callback):
+    """Wall time and clips of the training steps after ``warmup`` (synchronised on CUDA), for benchmarks.
+
+    ``clips_of(batch)`` counts a batch's clips (default: ``len(batch["video"])``); ``shapes`` keeps
+    every batch's ``mask`` shape when the batch has one (views per study).
+    """
+
+    def __init__(self, warmup: int, clips_of: Callable[[dict], int] | None = None) -> None:
+        self.warmup, self.seconds, self.clips, self._t0 = warmup, 0.0, 0, 0.0
+        self.clips_of = clips_of or (lambda batch: len(batch["video"]))
+        self.shapes: list[tuple[int, ...]] = []
+
+    def _sync(self, module) -> None:
+        if module.device.type == "cuda":
+            torch.cuda.synchronize(module.device)
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        self._sync(module)
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self._sync(module)
+        if "mask" in batch:
+            self.shapes.append(tuple(batch["mask"].shape))
+        if trainer.global_step > self.warmup:
+            self.seconds += time.perf_counter() - self._t0
+            self.clips += int(self.clips_of(batch))
+
+    @property
+    def clips_per_second(self) -> float:
+        return self.clips / max(self.seconds, 1e-9)
 
 
 class EpochSummary(Callback):
