@@ -130,3 +130,26 @@ def test_each_ddp_rank_logs_to_its_own_file():
     assert rank_log_file("logs/p.log", {"LOCAL_RANK": "0"}) == "logs/p.log"
     assert rank_log_file("logs/p.log", {"LOCAL_RANK": "3"}) == "logs/p.log.rank3"
     assert math.isclose(chance_at_k(4, np.array([4]), 1), 1.0)
+
+
+def test_retrieval_p_value_is_smallest_for_aligned_embeddings_and_about_uniform_for_random_ones():
+    rng = np.random.default_rng(1)
+    studies = [f"S{i:02d}" for i in range(20)]
+    clip_study = np.repeat(studies, 3)
+    text = rng.normal(size=(20, 16))
+    aligned = np.repeat(text, 3, axis=0) + 0.01 * rng.normal(size=(60, 16))
+    table = retrieval_table(_emb(aligned, text, studies, clip_study), ks=[1, 5], permutations=199, seed=3)
+    assert (table["permutations"] == 199).all()
+    assert table["p_value"].tolist() == pytest.approx([1 / 200] * len(table))  # no relabelling does as well
+    # unrelated embeddings: p-values spread over (0, 1], not piled up near 0
+    p_values = []
+    for seed in range(12):
+        r = np.random.default_rng(100 + seed)
+        t = retrieval_table(_emb(r.normal(size=(60, 16)), r.normal(size=(20, 16)), studies, clip_study),
+                            ks=[5], permutations=99, seed=seed)
+        p_values += t.loc[t["level"] == "study", "p_value"].tolist()
+    assert np.median(p_values) > 0.2 and min(p_values) > 0.01
+    # same seed, same table; no permutations, no p-value
+    again = retrieval_table(_emb(aligned, text, studies, clip_study), ks=[1, 5], permutations=199, seed=3)
+    pd.testing.assert_frame_equal(table, again)
+    assert retrieval_table(_emb(aligned, text, studies, clip_study), ks=[1], permutations=0)["p_value"].isna().all()

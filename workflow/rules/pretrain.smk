@@ -49,6 +49,8 @@ rule pretrain_retrieval:
         table=report(f"{PRETRAIN_DIR}/retrieval.csv", category="Pre-training"),
     params:
         ks=PRETRAIN["recall_ks"],
+        permutations=PRETRAIN.get("retrieval_permutations", 1000),
+        seed=PRETRAIN["seed"],
     log:
         f"logs/pretrain/{PRETRAIN['run']}_retrieval.log",
     benchmark:

@@ -13,6 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--embeddings", required=True, help="embeddings.h5 of a pre-training run")
     p.add_argument("--out", required=True, help="CSV to write (the pipeline: retrieval.csv beside it)")
     p.add_argument("-k", type=int, nargs="+", default=[1, 5, 10], help="k values (default 1 5 10)")
+    p.add_argument("--permutations", type=int, default=1000,
+                   help="random report-to-video assignments for the p-value (default 1000; 0 = none)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the permutations (default 0)")
     p.set_defaults(func=_retrieval)
 
     u = sub.add_parser("umap", help="UMAP of the validation embeddings coloured by disease -> PNG",
@@ -28,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _retrieval(args: argparse.Namespace) -> int:
     from cinefm.embed.retrieval import write_retrieval
 
-    table = write_retrieval(args.embeddings, args.out, args.k)
+    table = write_retrieval(args.embeddings, args.out, args.k, args.permutations, args.seed)
     print(table.to_string(index=False))
     return 0
 
