@@ -137,3 +137,19 @@ def test_external_cohorts_form_the_test_set_when_asked(cohort, tmp_path):
     internal = StudyDataModule(path, cohort.studies_csv, cohort.labels_csv, ["lvef"], **common)
     internal.setup("test")
     assert len(internal.datasets["test"]) == 0 and internal.exclusions["test/studies_without_h5"] == 1
+
+
+def test_finetune_augment_applies_augmix_to_training_clips_only(cohort):
+    cfg = load_config()
+    paths = dict(splits_csv=cohort.splits_csv, studies_csv=cohort.studies_csv, labels_csv=cohort.labels_csv)
+    items = {}
+    for augment in (False, True):
+        cfg["finetune"]["augment"] = augment
+        dm = StudyDataModule.from_config(cfg, ["lvef"], **paths)
+        dm.setup("fit")
+        items[augment] = {split: dm.datasets[split][(0, 5)] if split == "train" else dm.datasets[split][0]
+                          for split in ("train", "val")}
+    plain, augmented = items[False], items[True]
+    assert plain["train"]["views"] == augmented["train"]["views"]  # same draw of series and phase
+    assert not torch.equal(plain["train"]["video"], augmented["train"]["video"])
+    assert torch.equal(plain["val"]["video"], augmented["val"]["video"])  # evaluation is never augmented

@@ -113,6 +113,38 @@ def test_finetune_mode_changes_only_the_last_encoder_layer_and_the_head(cohort):
     close_readers(dm)
 
 
+class _LearningRates(L.Callback):
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_schedule_warms_up_then_decays_to_zero_or_stays_constant(cohort, schedule):
+    config = toy_config()
+    dm = StudyDataModule.from_config(config, ["lvef"], splits_csv=cohort.splits_csv, studies_csv=cohort.studies_csv,
+                                     labels_csv=cohort.labels_csv, num_workers=0)
+    dm.setup("fit")
+    torch.set_num_threads(1)
+    module = FinetuneModule(video=config["models"]["video"], projection_dim=config["models"]["projection_dim"],
+                            mil_hidden=config["finetune"]["mil_hidden"], tasks=["lvef"], kind="regression",
+                            mode="finetune", lr=1e-2, weight_decay=0.01, schedule=schedule, warmup_fraction=0.25)
+    seen = _LearningRates()
+    trainer = L.Trainer(max_steps=8, logger=False, enable_checkpointing=False, limit_val_batches=0, callbacks=[seen],
+                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer.fit(module, train_dataloaders=dm.train_dataloader())
+    close_readers(dm)
+    assert len(seen.lrs) == 8
+    if schedule == "constant":
+        assert seen.lrs == [1e-2] * 8
+    else:  # 2 warm-up steps (0.5, 1.0 x lr), then half a cosine towards 0 at step 8
+        assert seen.lrs[:3] == pytest.approx([5e-3, 1e-2, 1e-2])
+        assert all(a > b for a, b in zip(seen.lrs[2:], seen.lrs[3:], strict=False))
+        assert seen.lrs[-1] < 0.1 * 1e-2
+
+
 # --------------------------------------------------------------------------- learning + selection
 
 

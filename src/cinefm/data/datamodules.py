@@ -275,7 +275,8 @@ class StudyDataModule(StudyLoaders):
                       seed=data["seed"], mean=data["mean"], std=data["std"],
                       fraction_seed=config["splits"]["fraction_seed"],
                       heart_failure_lvef=config["labels"]["heart_failure_lvef"],
-                      min_frames=data["min_frames"], max_open_files=data["max_open_files"])
+                      min_frames=data["min_frames"], max_open_files=data["max_open_files"],
+                      augmix=data["augmix"] if config["finetune"].get("augment", False) else None)
         if "lvef" in tasks:
             kwargs["sax_fraction"] = config["finetune"]["lvef"]["sax_fraction"]
         kwargs.update(overrides)

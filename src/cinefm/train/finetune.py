@@ -47,6 +47,7 @@ fraction_seed, seed, stage, split, step, epoch, metric, value, note`` with stage
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -108,6 +109,8 @@ class TaskSettings:
     epochs: int = -1          # diseases: epochs (-1 = by steps)
     val_every_steps: int | None = None  # LVEF: validate every this many steps (None = every epoch)
     huber_delta: float = 1.0  # LVEF: Huber transition, in units of the training SD of LVEF
+    schedule: str = "constant"  # lr over the run: constant (the method) | cosine (warm-up, then cosine to 0)
+    warmup_fraction: float = 0.0  # cosine: share of the run's steps with a linear warm-up from 0
 
     @classmethod
     def from_config(cls, finetune: Mapping[str, Any], kind: str) -> TaskSettings:
@@ -116,9 +119,24 @@ class TaskSettings:
             s = finetune["lvef"]
             return cls(kind, float(s["lr"]), float(s["weight_decay"]), s["precision"],
                        max_steps=int(s["max_steps"]), val_every_steps=int(s["val_every_steps"]),
-                       huber_delta=float(s["huber_delta"]))
+                       huber_delta=float(s["huber_delta"]), **_schedule(s))
         s = finetune["disease"]
-        return cls(kind, float(s["lr"]), float(s["weight_decay"]), s["precision"], epochs=int(s["epochs"]))
+        return cls(kind, float(s["lr"]), float(s["weight_decay"]), s["precision"], epochs=int(s["epochs"]),
+                   **_schedule(s))
+
+
+def _schedule(section: Mapping[str, Any]) -> dict[str, Any]:
+    return {"schedule": str(section.get("schedule", "constant")),
+            "warmup_fraction": float(section.get("warmup_fraction", 0.0))}
+
+
+def warmup_cosine(step: int, total: int, warmup: int) -> float:
+    """Learning-rate factor at ``step`` of ``total``: linear from 0 over ``warmup`` steps, then
+    half a cosine from 1 to 0 at ``total`` (Loshchilov & Hutter 2017, without restarts)."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 @dataclass(frozen=True)
@@ -300,7 +318,8 @@ class FinetuneModule(L.LightningModule):
                  kind: str, mode: str, lr: float, weight_decay: float, pos_weight: Sequence[float] | None = None,
                  target_mean: float = 0.0, target_std: float = 1.0, huber_delta: float = 1.0,
                  heart_failure_lvef: float = 40.0, fingerprint: Mapping[str, Any] | None = None,
-                 optimizer: Mapping[str, Any] | None = None, scheduler: Mapping[str, Any] | None = None) -> None:
+                 optimizer: Mapping[str, Any] | None = None, scheduler: Mapping[str, Any] | None = None,
+                 schedule: str = "constant", warmup_fraction: float = 0.0) -> None:
         super().__init__()
         if kind not in ("regression", "classification"):
             raise ValueError(f"kind must be 'regression' or 'classification', got {kind!r}")
@@ -310,7 +329,8 @@ class FinetuneModule(L.LightningModule):
                                    "weight_decay": weight_decay, "pos_weight": pos_weight,
                                    "target_mean": target_mean, "target_std": target_std,
                                    "huber_delta": huber_delta, "heart_failure_lvef": heart_failure_lvef,
-                                   "fingerprint": fingerprint, "optimizer": optimizer, "scheduler": scheduler})
+                                   "fingerprint": fingerprint, "optimizer": optimizer, "scheduler": scheduler,
+                                   "schedule": schedule, "warmup_fraction": warmup_fraction})
         self.model: StudyModel = build_study_model(video, projection_dim=projection_dim, n_outputs=len(tasks),
                                                    mil_hidden=mil_hidden, layer_norm=kind == "classification")
         set_mode(self.model, mode)
@@ -372,8 +392,15 @@ class FinetuneModule(L.LightningModule):
 
             return build_optimization(trainable_parameters(self.model), self.hparams.optimizer,
                                       self.hparams.get("scheduler"))
-        return torch.optim.AdamW(trainable_parameters(self.model), lr=self.hparams.lr,
-                                 weight_decay=self.hparams.weight_decay)
+        opt = torch.optim.AdamW(trainable_parameters(self.model), lr=self.hparams.lr,
+                                weight_decay=self.hparams.weight_decay)
+        if self.hparams.get("schedule", "constant") == "constant":
+            return opt
+        total = int(self.trainer.estimated_stepping_batches)  # max_steps, or epochs x batches per epoch
+        warmup = int(round(self.hparams.warmup_fraction * total))
+        factor = functools.partial(warmup_cosine, total=total, warmup=warmup)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, factor),
+                                                   "interval": "step", "frequency": 1}}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["cinefm"] = {"run": self.run_info, "history": self.history}
@@ -613,7 +640,8 @@ def prepare(experiment_yaml: PathLike, config: Mapping[str, Any], *, splits_csv:
         lr=settings.lr, weight_decay=settings.weight_decay,
         pos_weight=None if pos_weight is None else pos_weight.tolist(), target_mean=mean, target_std=std,
         huber_delta=settings.huber_delta, heart_failure_lvef=float(config["labels"]["heart_failure_lvef"]),
-        fingerprint=fingerprint, **recipes.optimization_hparams(exp))
+        fingerprint=fingerprint, schedule=settings.schedule, warmup_fraction=settings.warmup_fraction,
+        **recipes.optimization_hparams(exp))
     init_weights(module, plan, config["models"]["video"])
     module.run_info = {**info.meta(), "tasks": tasks, "init_note": plan.note, "experiment_file": str(exp.path)}
     monitor, direction = selection_metric(exp.kind, dm.datasets["val"].targets)
