@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -12,7 +13,7 @@ def register(subparsers) -> None:
         help="AUROC with DeLong CIs, paired DeLong tests, operating points, regression and Bland–Altman",
         description="Reads finetune/{experiment}/predictions.csv files (experiment = folder name, "
         "<task>_<init>_<mode>_<fraction>) and writes auroc.csv, delong.csv, thresholds.csv, "
-        "regression.csv, roc_*.png and bland_altman_*.png to OUT, as the Snakemake rule does. "
+        "regression.csv to OUT and roc_*.png, bland_altman_*.png to OUT/figures, as the Snakemake rule does. "
         "The numbers match R pROC (ci.auc, roc.test, coords).",
     )
     p.add_argument("--predictions", nargs="+", required=True, help="predictions.csv files, one per experiment")
@@ -27,6 +28,7 @@ def _run(args: argparse.Namespace) -> int:
     from cinefm.stats.experiments import write_stats
 
     cfg = load_config(args.config or DEFAULT_CONFIG)
-    for path in write_stats(args.predictions, args.out, cfg, baseline_init=args.baseline_init):
+    for path in write_stats(args.predictions, args.out, cfg, baseline_init=args.baseline_init,
+                            figures_dir=Path(args.out) / "figures"):
         print(path)
     return 0
