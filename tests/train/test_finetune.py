@@ -130,7 +130,8 @@ def test_schedule_warms_up_then_decays_to_zero_or_stays_constant(cohort, schedul
     torch.set_num_threads(1)
     module = FinetuneModule(video=config["models"]["video"], projection_dim=config["models"]["projection_dim"],
                             mil_hidden=config["finetune"]["mil_hidden"], tasks=["lvef"], kind="regression",
-                            mode="finetune", lr=1e-2, weight_decay=0.01, schedule=schedule, warmup_fraction=0.25)
+                            mode="finetune", lr=1e-2, weight_decay=0.01,
+                            scheduler={"name": "none" if schedule == "constant" else schedule, "warmup_fraction": 0.25})
     seen = _LearningRates()
     trainer = L.Trainer(max_steps=8, logger=False, enable_checkpointing=False, limit_val_batches=0, callbacks=[seen],
                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")

@@ -56,11 +56,19 @@ def recall_at_k(similarity: np.ndarray, positive: np.ndarray, ks: Sequence[int])
         raise ValueError(f"similarity {similarity.shape} and positive {positive.shape} must be the same (Q, N)")
     if not positive.any(axis=1).all():
         raise ValueError("every query needs at least one positive candidate")
-    order = np.argsort(-similarity, axis=1, kind="stable")
-    ranked_pos = np.take_along_axis(positive, order, axis=1)
-    first_hit = ranked_pos.argmax(axis=1)  # 0-based rank of the best-ranked positive
-    n = similarity.shape[1]
-    return {int(k): float(np.mean(first_hit < min(int(k), n))) for k in ks}
+    return dict(zip((int(k) for k in ks), _recalls(_ranking(similarity), positive, ks), strict=True))
+
+
+def _ranking(similarity: np.ndarray) -> np.ndarray:
+    """Candidates of each query (row), most similar first (ties: candidate order)."""
+    return np.argsort(-np.asarray(similarity), axis=1, kind="stable")
+
+
+def _recalls(order: np.ndarray, positive: np.ndarray, ks: Sequence[int]) -> list[float]:
+    """Recall@k for each k of queries ranked by ``order`` with ``positive`` candidates."""
+    first_hit = np.take_along_axis(positive, order, axis=1).argmax(axis=1)  # rank of the best positive
+    n = order.shape[1]
+    return [float(np.mean(first_hit < min(int(k), n))) for k in ks]
 
 
 def chance_at_k(n_candidates: int, n_positive: np.ndarray, k: int) -> float:
@@ -90,15 +98,12 @@ def null_recalls(similarity: np.ndarray, positive: np.ndarray, ks: Sequence[int]
                  rng: np.random.Generator, report_axis: int) -> np.ndarray:
     """``(permutations, len(ks))`` recall@k with the reports (``report_axis`` of ``positive``:
     1 = candidates, 0 = queries) re-assigned at random; the similarities stay as they are."""
-    order = np.argsort(-np.asarray(similarity), axis=1, kind="stable")
+    order = _ranking(similarity)  # the similarities do not change: rank once
     positive = np.asarray(positive, dtype=bool)
-    n = similarity.shape[1]
     out = np.empty((permutations, len(ks)))
     for p in range(permutations):
         perm = rng.permutation(positive.shape[report_axis])
-        shuffled = positive[:, perm] if report_axis == 1 else positive[perm]
-        first_hit = np.take_along_axis(shuffled, order, axis=1).argmax(axis=1)
-        out[p] = [np.mean(first_hit < min(int(k), n)) for k in ks]
+        out[p] = _recalls(order, positive[:, perm] if report_axis == 1 else positive[perm], ks)
     return out
 
 

@@ -47,7 +47,6 @@ fraction_seed, seed, stage, split, step, epoch, metric, value, note`` with stage
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import math
 import os
@@ -83,6 +82,7 @@ from cinefm.models.video import build_video_encoder
 from cinefm.train import recipes
 from cinefm.train.callbacks import AtomicCheckpointIO
 from cinefm.train.experiments import Experiment, ExperimentError, load_experiment
+from cinefm.train.optim import SchedulerSpec, build_optimization
 from cinefm.train.runs import RunPaths, config_fingerprint, find_resume_checkpoint, plain_data
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,7 @@ class TaskSettings:
     epochs: int = -1          # diseases: epochs (-1 = by steps)
     val_every_steps: int | None = None  # LVEF: validate every this many steps (None = every epoch)
     huber_delta: float = 1.0  # LVEF: Huber transition, in units of the training SD of LVEF
-    schedule: str = "constant"  # lr over the run: constant (the method) | cosine (warm-up, then cosine to 0)
-    warmup_fraction: float = 0.0  # cosine: share of the run's steps with a linear warm-up from 0
+    scheduler: SchedulerSpec = SchedulerSpec()  # config schedule: none (constant, the method) | cosine
 
     @classmethod
     def from_config(cls, finetune: Mapping[str, Any], kind: str) -> TaskSettings:
@@ -126,17 +125,10 @@ class TaskSettings:
 
 
 def _schedule(section: Mapping[str, Any]) -> dict[str, Any]:
-    return {"schedule": str(section.get("schedule", "constant")),
-            "warmup_fraction": float(section.get("warmup_fraction", 0.0))}
-
-
-def warmup_cosine(step: int, total: int, warmup: int) -> float:
-    """Learning-rate factor at ``step`` of ``total``: linear from 0 over ``warmup`` steps, then
-    half a cosine from 1 to 0 at ``total`` (Loshchilov & Hutter 2017, without restarts)."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
+    """Config ``schedule: constant | cosine`` (+ ``warmup_fraction``) as a scheduler spec."""
+    name = str(section.get("schedule", "constant"))
+    return {"scheduler": SchedulerSpec("none" if name == "constant" else name,
+                                       warmup_fraction=float(section.get("warmup_fraction", 0.0)))}
 
 
 @dataclass(frozen=True)
@@ -318,8 +310,7 @@ class FinetuneModule(L.LightningModule):
                  kind: str, mode: str, lr: float, weight_decay: float, pos_weight: Sequence[float] | None = None,
                  target_mean: float = 0.0, target_std: float = 1.0, huber_delta: float = 1.0,
                  heart_failure_lvef: float = 40.0, fingerprint: Mapping[str, Any] | None = None,
-                 optimizer: Mapping[str, Any] | None = None, scheduler: Mapping[str, Any] | None = None,
-                 schedule: str = "constant", warmup_fraction: float = 0.0) -> None:
+                 optimizer: Mapping[str, Any] | None = None, scheduler: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         if kind not in ("regression", "classification"):
             raise ValueError(f"kind must be 'regression' or 'classification', got {kind!r}")
@@ -329,8 +320,7 @@ class FinetuneModule(L.LightningModule):
                                    "weight_decay": weight_decay, "pos_weight": pos_weight,
                                    "target_mean": target_mean, "target_std": target_std,
                                    "huber_delta": huber_delta, "heart_failure_lvef": heart_failure_lvef,
-                                   "fingerprint": fingerprint, "optimizer": optimizer, "scheduler": scheduler,
-                                   "schedule": schedule, "warmup_fraction": warmup_fraction})
+                                   "fingerprint": fingerprint, "optimizer": optimizer, "scheduler": scheduler})
         self.model: StudyModel = build_study_model(video, projection_dim=projection_dim, n_outputs=len(tasks),
                                                    mil_hidden=mil_hidden, layer_norm=kind == "classification")
         set_mode(self.model, mode)
@@ -387,20 +377,11 @@ class FinetuneModule(L.LightningModule):
                  ", ".join(f"{k}={v:.4g}" for k, v in row.items()))
 
     def configure_optimizers(self):
-        if self.hparams.get("optimizer"):  # the experiment's own recipe (cinefm.train.optim)
-            from cinefm.train.optim import build_optimization
-
-            return build_optimization(trainable_parameters(self.model), self.hparams.optimizer,
-                                      self.hparams.get("scheduler"))
-        opt = torch.optim.AdamW(trainable_parameters(self.model), lr=self.hparams.lr,
-                                weight_decay=self.hparams.weight_decay)
-        if self.hparams.get("schedule", "constant") == "constant":
-            return opt
-        total = int(self.trainer.estimated_stepping_batches)  # max_steps, or epochs x batches per epoch
-        warmup = int(round(self.hparams.warmup_fraction * total))
-        factor = functools.partial(warmup_cosine, total=total, warmup=warmup)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, factor),
-                                                   "interval": "step", "frequency": 1}}
+        # the experiment's own recipe (cinefm.train.optim), else AdamW with the config task's lr/wd
+        optimizer = self.hparams.get("optimizer") or {"name": "adamw", "lr": self.hparams.lr,
+                                                      "weight_decay": self.hparams.weight_decay}
+        return build_optimization(trainable_parameters(self.model), optimizer, self.hparams.get("scheduler"),
+                                  total_steps=int(self.trainer.estimated_stepping_batches))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["cinefm"] = {"run": self.run_info, "history": self.history}
@@ -640,8 +621,7 @@ def prepare(experiment_yaml: PathLike, config: Mapping[str, Any], *, splits_csv:
         lr=settings.lr, weight_decay=settings.weight_decay,
         pos_weight=None if pos_weight is None else pos_weight.tolist(), target_mean=mean, target_std=std,
         huber_delta=settings.huber_delta, heart_failure_lvef=float(config["labels"]["heart_failure_lvef"]),
-        fingerprint=fingerprint, schedule=settings.schedule, warmup_fraction=settings.warmup_fraction,
-        **recipes.optimization_hparams(exp))
+        fingerprint=fingerprint, **recipes.optimization_hparams(exp, settings.scheduler))
     init_weights(module, plan, config["models"]["video"])
     module.run_info = {**info.meta(), "tasks": tasks, "init_note": plan.note, "experiment_file": str(exp.path)}
     monitor, direction = selection_metric(exp.kind, dm.datasets["val"].targets)

@@ -107,10 +107,18 @@ def recipe_settings(settings: Any, exp: Experiment) -> Any:
     return dataclasses.replace(settings, **changes) if changes else settings
 
 
-def optimization_hparams(exp: Experiment) -> dict[str, Any]:
-    """``optimizer``/``scheduler`` keyword arguments of ``FinetuneModule`` (plain dicts, or None)."""
+def optimization_hparams(exp: Experiment, default_scheduler: SchedulerSpec | None = None) -> dict[str, Any]:
+    """``optimizer``/``scheduler`` keyword arguments of ``FinetuneModule`` (plain dicts, or None).
+
+    The experiment's scheduler, else ``default_scheduler`` (the config task's ``schedule``) when the
+    experiment keeps the config's optimizer too: a file that brings its own optimizer brings its
+    whole recipe.
+    """
+    scheduler = exp.scheduler
+    if scheduler is None and exp.optimizer is None:
+        scheduler = default_scheduler
     return {"optimizer": None if exp.optimizer is None else exp.optimizer.as_dict(),
-            "scheduler": None if exp.scheduler is None else exp.scheduler.as_dict()}
+            "scheduler": None if scheduler is None else scheduler.as_dict()}
 
 
 __all__ = ["BY_ENCODER", "OVERRIDABLE", "apply_overrides", "encoder_overrides", "apply_recipe", "cohort_finetune", "optimization_hparams",
