@@ -187,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = load_config(args.config)
     data, video, pre = cfg["data"], cfg["models"]["video"], cfg["pretrain"]
-    spec = ClipSpec(frames=video["frames"], size=video["size"], mean=data["mean"], std=data["std"])
+    spec = ClipSpec(frames=video["frames"], size=video["size"], mean=data["mean"], std=data["std"],
+                    motion_gain=data["motion_gain"], motion_crop=data["motion_crop"])
     batch = pre["batch_size"]
     clips = args.clips or 16 * batch
     if args.workers == "none":  # in-process figures only

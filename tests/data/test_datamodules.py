@@ -108,7 +108,7 @@ def test_study_module_trains_on_a_seeded_fraction_and_tests_the_test_split(cohor
 
 
 def test_from_config_reads_the_data_section_and_a_leaking_split_stops_setup(cohort, tmp_path):
-    cfg = load_config()
+    cfg = load_config(overrides={"data": {"motion_gain": 1.5, "motion_crop": 0.7}})
     dm = PretrainDataModule.from_config(cfg, splits_csv=cohort.splits_csv, studies_csv=cohort.studies_csv,
                                         reports=cohort.reports, tokenizer=SPECIAL)
     assert dm.spec.frames == cfg["models"]["video"]["frames"] and dm.sentences == cfg["pretrain"]["sentences_per_step"]
@@ -119,6 +119,7 @@ def test_from_config_reads_the_data_section_and_a_leaking_split_stops_setup(coho
     sdm = StudyDataModule.from_config(cfg, ["lvef"], splits_csv=path, studies_csv=cohort.studies_csv,
                                       labels_csv=cohort.labels_csv)
     assert sdm.sax_fraction == cfg["finetune"]["lvef"]["sax_fraction"]
+    assert dm.spec.motion_gain == sdm.spec.motion_gain == 1.5 and dm.spec.motion_crop == sdm.spec.motion_crop == 0.7
     with pytest.raises(LeakageError, match="patient P03"):
         sdm.setup("fit")
 

@@ -124,8 +124,9 @@ def write_experiment(directory: Path, name: str, **keys) -> Path:
 
 def write_clip_checkpoint(path: Path, config: dict, seed: int = 5) -> dict[str, torch.Tensor]:
     """A checkpoint shaped like the pre-training module's (``model.video.*``, ``model.video_proj.*``,
-    a text tower that fine-tuning must ignore); returns its state dict."""
+    a text tower that fine-tuning must ignore, the run's config fingerprint); returns its state dict."""
     from cinefm.models.video import build_video_encoder
+    from cinefm.train.runs import config_fingerprint
 
     torch.manual_seed(seed)
     video = build_video_encoder(**config["models"]["video"])
@@ -133,5 +134,6 @@ def write_clip_checkpoint(path: Path, config: dict, seed: int = 5) -> dict[str, 
     state = {f"model.video.{k}": v.clone() for k, v in video.state_dict().items()}
     state.update({f"model.video_proj.{k}": v.clone() for k, v in proj.state_dict().items()})
     state["model.text_proj.weight"] = torch.randn(4, 4)
-    torch.save({"state_dict": state, "epoch": 3}, path)
+    torch.save({"state_dict": state, "epoch": 3,
+                "hyper_parameters": {"fingerprint": config_fingerprint(config)}}, path)
     return state

@@ -290,6 +290,18 @@ def test_clip_init_without_the_pretraining_checkpoint_fails_early(tmp_path):
         plan_init(exp, toy_config(), tmp_path / "pretrain" / "last.ckpt")
 
 
+def test_clip_init_with_a_checkpoint_of_another_clip_layout_fails_early(tmp_path):
+    exp = load_experiment(write_experiment(tmp_path, "lvef_clip_finetune_100", task="lvef", init="clip",
+                                           mode="finetune", fraction=1.0, seed=0), ["hcm"])
+    ckpt = tmp_path / "last.ckpt"
+    write_clip_checkpoint(ckpt, toy_config(data={"motion_gain": 2.0}))
+    assert plan_init(exp, toy_config(data={"motion_gain": 2.0}), ckpt).effective == "clip"
+    with pytest.raises(ConfigError, match=r"laid out differently \(data.motion_gain: checkpoint 2.0, now 0.0\)"):
+        plan_init(exp, toy_config(data={"motion_gain": 0.0}), ckpt)
+    torch.save({"state_dict": {}}, ckpt)  # a plain state dict records no layout: nothing to check
+    assert plan_init(exp, toy_config(data={"motion_gain": 0.0}), ckpt).effective == "clip"
+
+
 def test_kinetics_init_needs_weights_unless_the_demo_allows_a_random_stand_in(tmp_path):
     exp = load_experiment(write_experiment(tmp_path, "lvef_kinetics_transfer_100", task="lvef", init="kinetics",
                                            mode="transfer", fraction=1.0, seed=0), ["hcm"])

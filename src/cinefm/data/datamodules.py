@@ -148,14 +148,15 @@ class PretrainDataModule(L.LightningDataModule):
                  reports: PathLike | Mapping[str, Mapping], tokenizer: PathLike | SpecialTokens, *,
                  frames: int, size: int, sentences: int, text_max_tokens: int, batch_size: int,
                  num_workers: int = 0, seed: int = 0, mean: float = 0.45, std: float = 0.225,
-                 augmix: Mapping | None = None, min_frames: int = 2, max_open_files: int = 64,
-                 drop_last: bool = True) -> None:
+                 motion_gain: float = 0.0, motion_crop: float = 1.0, augmix: Mapping | None = None,
+                 min_frames: int = 2, max_open_files: int = 64, drop_last: bool = True) -> None:
         super().__init__()
         self.splits_csv, self.studies_csv = splits_csv, studies_csv
         self.reports = (ReportSource(reports=reports) if isinstance(reports, Mapping)
                         else ReportSource(path=reports))
         self.special = tokenizer if isinstance(tokenizer, SpecialTokens) else load_special_tokens(tokenizer)
-        self.spec = ClipSpec(frames=frames, size=size, mean=mean, std=std)
+        self.spec = ClipSpec(frames=frames, size=size, mean=mean, std=std, motion_gain=motion_gain,
+                             motion_crop=motion_crop)
         self.sentences, self.text_max_tokens = sentences, text_max_tokens
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.augmix, self.min_frames, self.max_open_files = augmix, min_frames, max_open_files
@@ -171,7 +172,8 @@ class PretrainDataModule(L.LightningDataModule):
         kwargs = dict(frames=video["frames"], size=video["size"], sentences=pre["sentences_per_step"],
                       text_max_tokens=data["text_max_tokens"], batch_size=pre["batch_size"],
                       num_workers=pre["num_workers"], seed=data["seed"], mean=data["mean"],
-                      std=data["std"], augmix=data["augmix"], min_frames=data["min_frames"],
+                      std=data["std"], motion_gain=data["motion_gain"], motion_crop=data["motion_crop"],
+                      augmix=data["augmix"], min_frames=data["min_frames"],
                       max_open_files=data["max_open_files"])
         kwargs.update(overrides)
         return cls(splits_csv, studies_csv, reports, tokenizer, **kwargs)
@@ -244,8 +246,8 @@ class StudyDataModule(StudyLoaders):
     def __init__(self, splits_csv: PathLike, studies_csv: PathLike | Sequence[PathLike],
                  labels_csv: PathLike | Sequence[PathLike], tasks: Sequence[str], *, frames: int,
                  size: int, batch_size: int, num_workers: int = 0, seed: int = 0,
-                 mean: float = 0.45, std: float = 0.225, sax_fraction: float = 1.0,
-                 train_fraction: float = 1.0, fraction_seed: int = 0,
+                 mean: float = 0.45, std: float = 0.225, motion_gain: float = 0.0, motion_crop: float = 1.0,
+                 sax_fraction: float = 1.0, train_fraction: float = 1.0, fraction_seed: int = 0,
                  heart_failure_lvef: float = 40.0, augmix: Mapping | None = None,
                  min_frames: int = 2, max_open_files: int = 64, test_stage: str = "downstream",
                  test_cohorts: Sequence[str] | None = None) -> None:
@@ -254,7 +256,8 @@ class StudyDataModule(StudyLoaders):
             raise ValueError(f"test_stage must be 'downstream' or 'external', got {test_stage!r}")
         self.splits_csv, self.studies_csv, self.labels_csv = splits_csv, studies_csv, labels_csv
         self.tasks = list(tasks)
-        self.spec = ClipSpec(frames=frames, size=size, mean=mean, std=std)
+        self.spec = ClipSpec(frames=frames, size=size, mean=mean, std=std, motion_gain=motion_gain,
+                             motion_crop=motion_crop)
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.sax_fraction, self.train_fraction, self.fraction_seed = sax_fraction, train_fraction, fraction_seed
         self.heart_failure_lvef, self.augmix = heart_failure_lvef, augmix
@@ -273,6 +276,7 @@ class StudyDataModule(StudyLoaders):
         data, video = config["data"], config["models"]["video"]
         kwargs = dict(frames=video["frames"], size=video["size"], batch_size=config["finetune"]["batch_size"],
                       seed=data["seed"], mean=data["mean"], std=data["std"],
+                      motion_gain=data["motion_gain"], motion_crop=data["motion_crop"],
                       fraction_seed=config["splits"]["fraction_seed"],
                       heart_failure_lvef=config["labels"]["heart_failure_lvef"],
                       min_frames=data["min_frames"], max_open_files=data["max_open_files"],

@@ -454,6 +454,7 @@ def plan_init(exp: Experiment, config: Mapping[str, Any], pretrain_ckpt: PathLik
         if pretrain_ckpt is None or not Path(pretrain_ckpt).is_file():
             raise ExperimentError(f"{exp.path}: init 'clip' needs the pre-training checkpoint, but "
                                   f"{pretrain_ckpt} does not exist — run the pretrain rule first")
+        check_clip_input(pretrain_ckpt, config["data"] if exp.cohort == "cmr" else {})
         return InitPlan("clip", Path(pretrain_ckpt))
     if exp.init == "kinetics" and config["models"]["video"].get("weights") is None:
         if not config["finetune"]["allow_random_baseline"]:
@@ -466,6 +467,35 @@ def plan_init(exp: Experiment, config: Mapping[str, Any], pretrain_ckpt: PathLik
         log.warning("%s: %s", exp.name, note)
         return InitPlan("random", note=note)
     return InitPlan(exp.init)
+
+
+# data keys that shape the clip a pre-trained encoder saw -> the value when a checkpoint does not record it
+CLIP_INPUT_KEYS = {"mean": 0.45, "std": 0.225, "motion_gain": 0.0, "motion_crop": 1.0}
+
+
+def check_clip_input(pretrain_ckpt: PathLike, data_cfg: Mapping[str, Any]) -> None:
+    """Fail if the checkpoint was pre-trained on clips normalised or laid out differently.
+
+    The pre-training run records its ``data`` section in the checkpoint's hyper-parameters
+    (``fingerprint``); ``mean``, ``std``, ``motion_gain`` and ``motion_crop`` must equal ``data_cfg``'s (an
+    absent key counts as the method's value). A plain state dict records nothing and passes.
+    """
+    try:
+        ckpt = torch.load(pretrain_ckpt, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - unreadable files fail with their own message at load time
+        log.warning("%s: could not read its hyper-parameters (%s); input layout not checked", pretrain_ckpt, err)
+        return
+    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, Mapping) else None
+    recorded = ((hparams or {}).get("fingerprint") or {}).get("data")
+    if recorded is None:
+        log.info("%s records no data section; clip input layout not checked", pretrain_ckpt)
+        return
+    differ = {k: (recorded.get(k, d), data_cfg.get(k, d)) for k, d in CLIP_INPUT_KEYS.items()
+              if float(recorded.get(k, d)) != float(data_cfg.get(k, d))}
+    if differ:
+        detail = ", ".join(f"data.{k}: checkpoint {a}, now {b}" for k, (a, b) in differ.items())
+        raise ConfigError(f"{pretrain_ckpt} was pre-trained on clips laid out differently ({detail}); "
+                          "fine-tune with the pre-training run's data settings or pre-train again")
 
 
 def init_weights(module: FinetuneModule, plan: InitPlan, video_cfg: Mapping[str, Any]) -> None:
