@@ -10,13 +10,14 @@ import pytest
 
 from cinefm.atomic import save_figure
 from cinefm.stats import write_stats
+from cinefm.stats.experiments import CohortTables
 
 CONFIG = {
     "cohort": {"name": "phantom"},
     "pretrain": {"run": "phantom"},
     "stats": {"ci_level": 0.95, "bootstrap": 40, "bootstrap_seed": 1, "sensitivity_target": 0.9,
               "specificity_target": 0.9},
-    "labels": {"heart_failure_lvef": 40},
+    "labels": {"heart_failure_lvef": 40, "diseases": ["hcm", "dcm"]},
 }
 
 
@@ -30,8 +31,35 @@ def _png(path: Path, title: str) -> None:
     save_figure(fig, path, dpi=60)
 
 
+N_TEST = 60
+
+
+def _cohort(root: Path) -> CohortTables:
+    """labels.csv, splits.csv and train_fractions.csv for the 60 test studies and 40 training studies."""
+    test = [f"S{i:012x}" for i in range(N_TEST)]
+    train = [f"T{i:012x}" for i in range(40)]
+    ids = test + train
+    idx = np.arange(len(ids))
+    labels = pd.DataFrame({"study_id": ids, "patient_id": [f"P{s[1:]}" for s in ids],
+                           "hcm": (idx % 4 == 1).astype(float), "dcm": (idx % 3 == 0).astype(float),
+                           "lvef": 55.0 - 25 * (idx % 3 == 0)})
+    labels.loc[(idx % 4 == 1) & (idx % 3 == 0) & (idx >= N_TEST), "hcm"] = 0.0  # hcm+dcm: never in training
+    splits = pd.DataFrame({"patient_id": labels["patient_id"], "study_id": ids, "cohort": "phantom",
+                           "stage": "downstream", "split": ["test"] * N_TEST + ["train"] * 40})
+    fractions = pd.DataFrame({"patient_id": labels["patient_id"][N_TEST:], "study_id": train,
+                              "train_fraction": [0.1, 0.25, 0.5, 1.0] * 10, "fraction_seed": 17})
+    (root / "labels").mkdir(exist_ok=True)
+    (root / "splits").mkdir(exist_ok=True)
+    tables = CohortTables(root / "labels" / "labels.csv", root / "splits" / "splits.csv",
+                          root / "splits" / "train_fractions.csv")
+    labels.to_csv(tables.labels_csv, index=False)
+    splits.to_csv(tables.splits_csv, index=False)
+    fractions.to_csv(tables.fractions_csv, index=False)
+    return tables
+
+
 def _finetune(root: Path, rng) -> list[Path]:
-    n = 60
+    n = N_TEST
     ids = [f"S{i:012x}" for i in range(n)]
     y = (np.arange(n) % 3 == 0).astype(float)
     lvef = rng.uniform(20, 70, n)
@@ -76,5 +104,5 @@ def full_results(tmp_path_factory) -> Path:
     pd.DataFrame({"embedding": ["video", "text"], "target": "dcm", "n_studies": 20, "positives": 6, "k": 5,
                   "auroc": [0.71, 0.52], "null_mean": 0.4, "null_sd": 0.15, "p_value": [0.02, 0.3],
                   "permutations": 200}).to_csv(root / "pretrain" / "phantom" / "structure.csv", index=False)
-    write_stats(_finetune(root, rng), root / "stats", CONFIG)
+    write_stats(_finetune(root, rng), root / "stats", CONFIG, cohort_tables=_cohort(root))
     return root

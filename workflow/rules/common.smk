@@ -64,7 +64,9 @@ def finetune_experiments():
 
 def stats_figure_kind(wildcards):
     """Report subcategory of a figure in results/stats/figures, from its file name."""
-    return "ROC curves" if wildcards.name.startswith("roc_") else "Bland-Altman"
+    if wildcards.name.startswith("roc_"):
+        return "ROC curves"
+    return "LVEF subgroups" if wildcards.name == "lvef_subgroups" else "Bland-Altman"
 
 
 def finetune_pretrain_ckpt(wildcards):

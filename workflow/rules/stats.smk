@@ -6,11 +6,15 @@
 rule stats:
     input:
         predictions=expand(f"{R}/finetune/{{experiment}}/predictions.csv", experiment=finetune_experiments()),
+        labels=f"{R}/labels/labels.csv",
+        splits=f"{R}/splits/splits.csv",
+        fractions=f"{R}/splits/train_fractions.csv",
     output:
         auroc=report(f"{R}/stats/auroc.csv", category="Evaluation", subcategory="Tables", caption="../report/stats_tables.rst"),
         delong=report(f"{R}/stats/delong.csv", category="Evaluation", subcategory="Tables", caption="../report/stats_tables.rst"),
         thresholds=report(f"{R}/stats/thresholds.csv", category="Evaluation", subcategory="Tables", caption="../report/stats_tables.rst"),
         regression=report(f"{R}/stats/regression.csv", category="Evaluation", subcategory="Tables", caption="../report/stats_tables.rst"),
+        subgroups=report(f"{R}/stats/lvef_subgroups.csv", category="Evaluation", subcategory="Tables", caption="../report/stats_tables.rst"),
         # roc_<task>_<mode>_<fraction>.png, bland_altman_<experiment>.png: which exist depends on the data
         figures=report(
             directory(f"{R}/stats/figures"),

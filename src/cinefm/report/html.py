@@ -186,6 +186,18 @@ def _mean_predictor_html(results: Path) -> str:
             "studies for every test study (ratio below 1: the model beats it).</p>" + tables.table_html(table))
 
 
+def subgroups_section(results: Path, config: dict) -> Section:
+    """LVEF test error by disease subgroup, with the training studies each subgroup had."""
+    lead = ('<p class="lead">Where the LVEF models are wrong: test error by disease label and by pair of '
+            "labels seen together, next to the number of training studies in the same subgroup. A subgroup "
+            "without training studies shows how a model extrapolates to a phenotype it never saw.</p>")
+    body = _section_parts(results, [
+        ("stats/lvef_subgroups.csv", "", lambda p: tables.table_html(tables.subgroups_display(_csv(p)))),
+    ], "stats")
+    figs = _figures(results, "lvef_subgroups.png", lambda s: "LVEF error by disease subgroup")
+    return Section("lvef-subgroups", "LVEF error by disease subgroup", lead + body + figs)
+
+
 def bland_altman_section(results: Path, config: dict) -> Section:
     figs = _figures(results, "bland_altman_*.png", lambda s: "Bland–Altman: " + s.removeprefix("bland_altman_"))
     if figs:
@@ -222,7 +234,7 @@ def echo_section(results: Path, config: dict) -> Section:
 
 SECTIONS: tuple[Callable[[Path, dict], Section], ...] = (
     flow_section, labels_section, pretrain_section, auroc_section, delong_section, thresholds_section,
-    regression_section, bland_altman_section, echo_section,
+    regression_section, subgroups_section, bland_altman_section, echo_section,
 )
 
 

@@ -143,6 +143,27 @@ def regression_display(df: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def subgroup_name(key: str) -> str:
+    """``hcm+prior_mi`` -> ``Hypertrophic cardiomyopathy + Prior myocardial infarction``; ``none``."""
+    if key == "none":
+        return "None of the diseases"
+    return " + ".join(task_name(k) for k in key.split("+"))
+
+
+def subgroups_display(df: pd.DataFrame) -> pd.DataFrame:
+    """LVEF error per experiment and disease subgroup (``lvef_subgroups.csv``), unseen subgroups marked."""
+    return pd.DataFrame({
+        "Experiment": df["experiment"],
+        "Subgroup": df["subgroup"].map(subgroup_name),
+        "Training studies": df["n_train"].astype(int),
+        "Test studies": df["n_test"].astype(int),
+        "MAE (%)": df["mae"].map(lambda v: fmt(v, 1)),
+        "Bias ± SD (%)": [f"{b:+.1f} ± {fmt(sd, 1)}" if not _isnan(sd) else f"{b:+.1f}"
+                          for b, sd in zip(df["bias"], df["error_sd"], strict=True)],
+        "Note": df["n_train"].map(lambda n: "no training study" if n == 0 else ""),
+    })
+
+
 def mean_predictor_display(metrics: pd.DataFrame) -> pd.DataFrame:
     """Test MAE of each LVEF experiment next to the MAE of predicting the training mean.
 

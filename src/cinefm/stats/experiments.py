@@ -21,8 +21,12 @@ Output (``out_dir``, normally ``results/stats``):
   accuracy, tp, fp, tn, fn (:func:`cinefm.stats.operating_points`).
 - ``regression.csv``: experiment, task, metric, value, ci_low, ci_high, n: MAE, MSE,
   RMSE, R², Pearson r (bootstrap CIs) and the Bland–Altman bias, SD and limits.
+- ``lvef_subgroups.csv`` (when the labels, splits and training fractions are given): the
+  test error of every LVEF experiment by disease subgroup, with the training studies behind
+  each subgroup (:mod:`cinefm.stats.subgroups`).
 - ``roc_<task>_<mode>_<fraction>.png`` (all inits of a group), ``bland_altman_<experiment>.png``
-  (in ``figures_dir``: ``out_dir`` itself unless given; ``results/stats/figures`` in the workflow).
+  and ``lvef_subgroups.png`` (with ``lvef_subgroups.csv``) in ``figures_dir``: ``out_dir``
+  itself unless given; ``results/stats/figures`` in the workflow.
 
 Figures named like ours that this run does not produce (an experiment removed since the
 last run) are deleted so that the report shows only this run. Statistics are computed
@@ -46,6 +50,8 @@ from cinefm.stats.bland_altman import bland_altman, bland_altman_plot
 from cinefm.stats.delong import delong_test
 from cinefm.stats.regression import regression_metrics
 from cinefm.stats.roc import roc_auc_ci, roc_ci_band, roc_curve
+from cinefm.stats.subgroups import COLUMNS as SUBGROUP_COLUMNS
+from cinefm.stats.subgroups import lvef_subgroups, subgroup_plot
 from cinefm.stats.thresholds import operating_points
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,7 @@ log = logging.getLogger(__name__)
 REQUIRED = ("study_id", "split", "task", "target", "score")
 REGRESSION_TASK = "lvef"
 HEART_FAILURE = "heart_failure"
+SUBGROUP_FIGURE = "lvef_subgroups.png"
 # Column order of every table written by write_stats (documented in the module docstring).
 TABLE_COLUMNS = {
     "auroc.csv": ["experiment", "task", "init", "mode", "fraction", "n", "n_cases", "n_controls", "auc",
@@ -62,6 +69,7 @@ TABLE_COLUMNS = {
     "thresholds.csv": ["experiment", "task", "point", "threshold", "sensitivity", "specificity", "accuracy",
                        "tp", "fp", "tn", "fn"],
     "regression.csv": ["experiment", "task", "metric", "value", "ci_low", "ci_high", "n"],
+    "lvef_subgroups.csv": SUBGROUP_COLUMNS,
 }
 
 
@@ -106,6 +114,26 @@ class Experiment:
     @property
     def group(self) -> tuple[str, str | None, str | None]:
         return (self.task, self.mode, self.fraction)
+
+
+@dataclass(frozen=True)
+class CohortTables:
+    """The labels, splits and training-fraction tables that place test errors in disease subgroups."""
+
+    labels_csv: Path
+    splits_csv: Path
+    fractions_csv: Path | None = None
+
+    def lvef_subgroups(self, experiments: list[Experiment], diseases: list[str]) -> pd.DataFrame:
+        """:func:`cinefm.stats.subgroups.lvef_subgroups` of the LVEF ``experiments``."""
+        labels, splits = pd.read_csv(self.labels_csv), pd.read_csv(self.splits_csv)
+        fractions = pd.read_csv(self.fractions_csv) if self.fractions_csv is not None else None
+        triples = [(e.name, int(e.fraction) / 100 if (e.fraction or "").isdigit() else 1.0, e.rows)
+                   for e in experiments]
+        try:
+            return lvef_subgroups(triples, labels, splits, fractions, diseases)
+        except ValueError as err:
+            raise ValueError(f"{self.labels_csv}: {err}") from err
 
 
 def parse_experiment_name(name: str) -> tuple[str, str | None, str | None, str | None]:
@@ -292,9 +320,11 @@ def write_stats(
     split: str = "test",
     baseline_init: str = "kinetics",
     figures_dir: str | os.PathLike | None = None,
+    cohort_tables: CohortTables | None = None,
 ) -> list[Path]:
     """Write auroc/delong/thresholds/regression CSVs and ROC/Bland–Altman figures; return the paths.
 
+    ``cohort_tables`` (labels, splits, training fractions) add ``lvef_subgroups.csv``.
     Figures go to ``figures_dir`` (default ``out_dir``; the Snakemake rule uses
     ``results/stats/figures``, a directory output registered for ``snakemake --report``).
     Statistics: DeLong 1988 (AUROC CIs, paired tests), Youden 1950 (operating points),
@@ -319,11 +349,18 @@ def write_stats(
         "regression.csv": pd.DataFrame([r for e in experiments if e.task == REGRESSION_TASK
                                         for r in regression_rows(e, s)]),
     }
+    if cohort_tables is not None:
+        tables["lvef_subgroups.csv"] = cohort_tables.lvef_subgroups(
+            [e for e in experiments if e.task == REGRESSION_TASK], config["labels"]["diseases"])
     for fname, df in tables.items():
         df = df.reindex(columns=TABLE_COLUMNS[fname])
         write_csv(df, out / fname)
         written.append(out / fname)
     written += roc_figures(experiments, s, figs)
+    subgroups = tables.get("lvef_subgroups.csv")
+    if subgroups is not None and (subgroups["n_test"] >= 2).any():
+        save_figure(subgroup_plot(subgroups), figs / SUBGROUP_FIGURE, dpi=110)
+        written.append(figs / SUBGROUP_FIGURE)
     for e in experiments:
         if e.task != REGRESSION_TASK:
             continue
@@ -335,7 +372,8 @@ def write_stats(
         path = figs / f"bland_altman_{e.name.replace('/', '_')}.png"
         save_figure(fig, path, dpi=110)
         written.append(path)
-    for stale in sorted({*figs.glob("roc_*.png"), *figs.glob("bland_altman_*.png")} - set(written)):
+    ours = {*figs.glob("roc_*.png"), *figs.glob("bland_altman_*.png"), *figs.glob(SUBGROUP_FIGURE)}
+    for stale in sorted(ours - set(written)):
         log.info("removing %s: no experiment of this run produces it any more", stale)
         stale.unlink()
     log.info("wrote %d files to %s", len(written), out)
