@@ -139,4 +139,3 @@ class ClipTransform:
         if frames.ndim != 3:
             raise ValueError(f"a series must be (frames, H, W), got shape {frames.shape}")
         return self.from_frames(frames[self.frame_indices(frames.shape[0], rng)], rng)
-
