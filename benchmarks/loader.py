@@ -42,7 +42,7 @@ from cinefm.data.datasets import ClipDataset
 from cinefm.data.h5 import H5Reader, MemoryReader, scan_series
 from cinefm.data.seeding import SeededSampler, seed_worker
 from cinefm.data.text import ReportSource, SpecialTokens
-from cinefm.data.transforms import ClipSpec, ClipTransform
+from cinefm.data.transforms import ClipSpec, ClipTransform, clip_kwargs
 
 SPECIAL = SpecialTokens(cls=2, sep=3, pad=0)
 
@@ -186,9 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     cfg = load_config(args.config)
-    data, video, pre = cfg["data"], cfg["models"]["video"], cfg["pretrain"]
-    spec = ClipSpec(frames=video["frames"], size=video["size"], mean=data["mean"], std=data["std"],
-                    motion_gain=data["motion_gain"], motion_crop=data["motion_crop"])
+    data, pre = cfg["data"], cfg["pretrain"]
+    spec = ClipSpec(**clip_kwargs(cfg))
     batch = pre["batch_size"]
     clips = args.clips or 16 * batch
     if args.workers == "none":  # in-process figures only

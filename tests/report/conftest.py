@@ -40,7 +40,7 @@ def _cohort(root: Path) -> CohortTables:
     train = [f"T{i:012x}" for i in range(40)]
     ids = test + train
     idx = np.arange(len(ids))
-    labels = pd.DataFrame({"study_id": ids, "patient_id": [f"P{s[1:]}" for s in ids],
+    labels = pd.DataFrame({"study_id": ids, "patient_id": [f"P{s}" for s in ids],
                            "hcm": (idx % 4 == 1).astype(float), "dcm": (idx % 3 == 0).astype(float),
                            "lvef": 55.0 - 25 * (idx % 3 == 0)})
     labels.loc[(idx % 4 == 1) & (idx % 3 == 0) & (idx >= N_TEST), "hcm"] = 0.0  # hcm+dcm: never in training

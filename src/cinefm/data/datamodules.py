@@ -38,7 +38,7 @@ from cinefm.data.h5 import DataError, H5Reader, drop_short_series, resolve_h5_pa
 from cinefm.data.seeding import SeededSampler, seed_worker
 from cinefm.data.targets import load_targets
 from cinefm.data.text import ReportSource, SpecialTokens, load_special_tokens
-from cinefm.data.transforms import ClipSpec, ClipTransform
+from cinefm.data.transforms import ClipSpec, ClipTransform, clip_kwargs
 from cinefm.splits import FractionSubset, read_splits, train_fraction_subset
 
 log = logging.getLogger(__name__)
@@ -168,13 +168,11 @@ class PretrainDataModule(L.LightningDataModule):
     def from_config(cls, config: Mapping, *, splits_csv: PathLike, studies_csv: PathLike,
                     reports: PathLike, tokenizer: PathLike, **overrides) -> PretrainDataModule:
         """Build from the pipeline configuration (models.video, pretrain, data sections)."""
-        data, video, pre = config["data"], config["models"]["video"], config["pretrain"]
-        kwargs = dict(frames=video["frames"], size=video["size"], sentences=pre["sentences_per_step"],
+        data, pre = config["data"], config["pretrain"]
+        kwargs = dict(**clip_kwargs(config), sentences=pre["sentences_per_step"],
                       text_max_tokens=data["text_max_tokens"], batch_size=pre["batch_size"],
-                      num_workers=pre["num_workers"], seed=data["seed"], mean=data["mean"],
-                      std=data["std"], motion_gain=data["motion_gain"], motion_crop=data["motion_crop"],
-                      augmix=data["augmix"], min_frames=data["min_frames"],
-                      max_open_files=data["max_open_files"])
+                      num_workers=pre["num_workers"], seed=data["seed"], augmix=data["augmix"],
+                      min_frames=data["min_frames"], max_open_files=data["max_open_files"])
         kwargs.update(overrides)
         return cls(splits_csv, studies_csv, reports, tokenizer, **kwargs)
 
@@ -273,10 +271,8 @@ class StudyDataModule(StudyLoaders):
                     studies_csv: PathLike | Sequence[PathLike], labels_csv: PathLike | Sequence[PathLike],
                     **overrides) -> StudyDataModule:
         """Build from the configuration (models.video, data, splits, finetune, labels sections)."""
-        data, video = config["data"], config["models"]["video"]
-        kwargs = dict(frames=video["frames"], size=video["size"], batch_size=config["finetune"]["batch_size"],
-                      seed=data["seed"], mean=data["mean"], std=data["std"],
-                      motion_gain=data["motion_gain"], motion_crop=data["motion_crop"],
+        data = config["data"]
+        kwargs = dict(**clip_kwargs(config), batch_size=config["finetune"]["batch_size"], seed=data["seed"],
                       fraction_seed=config["splits"]["fraction_seed"],
                       heart_failure_lvef=config["labels"]["heart_failure_lvef"],
                       min_frames=data["min_frames"], max_open_files=data["max_open_files"],

@@ -23,7 +23,9 @@ of the model's input. The method keeps the whole frame (``motion_crop: 1``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,6 +58,13 @@ class ClipSpec:
         if self.motion_gain < 0 or (self.motion_gain > 0 and self.channels < 2):
             raise ValueError(f"invalid clip spec {self}: motion_gain must be >= 0, and a motion channel "
                              "needs channels >= 2")
+
+
+def clip_kwargs(config: Mapping[str, Any]) -> dict[str, Any]:
+    """:class:`ClipSpec` arguments of the CMR clips from the config (``models.video`` and ``data``)."""
+    video, data = config["models"]["video"], config["data"]
+    return {"frames": video["frames"], "size": video["size"], "mean": data["mean"], "std": data["std"],
+            "motion_gain": data["motion_gain"], "motion_crop": data["motion_crop"]}
 
 
 def fit_square(clip: torch.Tensor, size: int) -> torch.Tensor:

@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from cinefm.atomic import save_figure, write_csv
+from cinefm.splits import read_splits
 from cinefm.stats.bland_altman import bland_altman, bland_altman_plot
 from cinefm.stats.delong import delong_test
 from cinefm.stats.regression import regression_metrics
@@ -126,7 +127,7 @@ class CohortTables:
 
     def lvef_subgroups(self, experiments: list[Experiment], diseases: list[str]) -> pd.DataFrame:
         """:func:`cinefm.stats.subgroups.lvef_subgroups` of the LVEF ``experiments``."""
-        labels, splits = pd.read_csv(self.labels_csv), pd.read_csv(self.splits_csv)
+        labels, splits = pd.read_csv(self.labels_csv), read_splits(self.splits_csv)
         fractions = pd.read_csv(self.fractions_csv) if self.fractions_csv is not None else None
         triples = [(e.name, int(e.fraction) / 100 if (e.fraction or "").isdigit() else 1.0, e.rows)
                    for e in experiments]

@@ -481,7 +481,8 @@ def check_clip_input(pretrain_ckpt: PathLike, data_cfg: Mapping[str, Any]) -> No
     absent key counts as the method's value). A plain state dict records nothing and passes.
     """
     try:
-        ckpt = torch.load(pretrain_ckpt, map_location="cpu", weights_only=True)
+        # mmap: only the hyper-parameters are read here; the weights are loaded once, by init_weights
+        ckpt = torch.load(pretrain_ckpt, map_location="cpu", weights_only=True, mmap=True)
     except Exception as err:  # noqa: BLE001 - unreadable files fail with their own message at load time
         log.warning("%s: could not read its hyper-parameters (%s); input layout not checked", pretrain_ckpt, err)
         return
