@@ -41,6 +41,40 @@ def test_study_model_pools_real_views_and_ignores_padded_clips(mvit_cfg):
         model(clips, torch.tensor([[False, False, False], [True, False, False]]))
 
 
+def test_per_output_attention_pools_each_disease_on_its_own(mvit_cfg):
+    torch.manual_seed(0)
+    model = build_study_model({"name": "mvit_small", **mvit_cfg}, projection_dim=16, n_outputs=3, mil_hidden=8,
+                              layer_norm=True, attention="per_output").eval()
+    with torch.no_grad():  # distinct attention vectors, so the diseases weigh the views differently
+        for j, mil in enumerate(model.mil):
+            mil.w.weight.copy_(torch.randn(1, 8) * (j + 1) * 3)
+    clips, mask = _study_batch()
+    with torch.no_grad():
+        out = model(clips, mask)
+        clips[0, 2] = float("nan")
+        again = model(clips, mask)
+    assert out.logits.shape == (2, 3) and out.attention.shape == (2, 3, 3)
+    torch.testing.assert_close(out.attention.sum(-1), torch.ones(2, 3))
+    assert torch.all(out.attention[0, :, 2] == 0)
+    torch.testing.assert_close(again.logits, out.logits)
+    assert not torch.allclose(out.attention[:, 0], out.attention[:, 2])
+    # output j = head row j applied to the views pooled with disease j's own attention
+    with torch.no_grad():
+        for j, mil in enumerate(model.mil):
+            pooled, att = mil(out.views, mask)
+            torch.testing.assert_close(att, out.attention[:, j])
+            torch.testing.assert_close(pooled @ model.head.weight[j] + model.head.bias[j], out.logits[:, j])
+    # a view order change permutes the attention and leaves the logits alone
+    perm = torch.tensor([1, 0, 2])
+    with torch.no_grad():
+        moved = model(clips[:, perm], mask[:, perm])
+    torch.testing.assert_close(moved.logits, out.logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(moved.attention, out.attention[..., perm], atol=1e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match="attention must be one of"):
+        build_study_model({"name": "mvit_small", **mvit_cfg}, projection_dim=16, n_outputs=3, mil_hidden=8,
+                          attention="per_view")
+
+
 @pytest.mark.parametrize("name", ["mvit_small", "r2plus1d_18"])
 def test_finetune_step_changes_only_projection_mil_and_head(name, mvit_cfg):
     cfg = {"name": name, **mvit_cfg} if name == "mvit_small" else {"name": name}

@@ -59,9 +59,10 @@ def lvef_run(cohort, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def disease_run(cohort, tmp_path_factory):
-    """All diseases (hcm, dcm) in one model from a contrastive checkpoint, finetune mode."""
+    """All diseases (hcm, dcm) in one model from a contrastive checkpoint, finetune mode, per-disease attention."""
     tmp = tmp_path_factory.mktemp("disease_run")
     config = toy_config()
+    config["finetune"]["disease"]["attention"] = "per_disease"
     ckpt = tmp / "last.ckpt"
     clip_state = write_clip_checkpoint(ckpt, config)
     exp = write_experiment(tmp / "experiments", "disease_clip_finetune_100", task="diseases", init="clip",
@@ -207,7 +208,8 @@ def test_disease_model_from_the_contrastive_checkpoint(disease_run, cohort):
     trunk = [k for k in clip if k.startswith("model.video.")]
     assert trunk and all(torch.equal(ckpt[k], clip[k]) for k in trunk)  # loaded, then frozen
     assert not torch.equal(ckpt["model.video_proj.weight"], clip["model.video_proj.weight"])  # trained
-    assert "model.mil.norm.weight" in ckpt  # LayerNorm on view embeddings for classification
+    assert {"model.mil.0.norm.weight", "model.mil.1.norm.weight"} <= set(ckpt)  # a MIL per disease, with
+    # the LayerNorm on view embeddings of classification
 
     p = disease_run["predictions_df"]
     studies = pd.concat([_downstream(cohort, "val"), _downstream(cohort, "test")])["study_id"]
@@ -218,6 +220,10 @@ def test_disease_model_from_the_contrastive_checkpoint(disease_run, cohort):
     hcm = p[p["task"] == "hcm"].set_index("study_id")
     unknown = labels.loc[hcm.index, "hcm"].eq("")
     assert unknown.any() and hcm["target"].isna().eq(unknown).all()  # uncertain labels stay empty
+    # each disease's attention over the study's views sums to 1 (the fixture's views are identical
+    # clips, so the shares are uniform; tests/models/test_heads.py checks that they differ per disease)
+    attn = p.set_index(["study_id", "task"])[VIEW_COLUMNS]
+    np.testing.assert_allclose(attn.sum(axis=1, skipna=True), 1.0, atol=1e-5)
 
 
 def test_pos_weight_is_negatives_over_positives_of_the_training_split(disease_run, cohort):

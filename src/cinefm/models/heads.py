@@ -5,10 +5,14 @@
 - ``video``       the video trunk (:func:`cinefm.models.video.build_video_encoder`);
 - ``video_proj``  ``nn.Linear(video.out_dim, projection_dim)``: the one-layer projection that
                   ends the video encoder in the method — *the encoder's last linear layer*;
-- ``mil``         :class:`~cinefm.models.mil.GatedAttentionMIL` over the view embeddings;
+- ``mil``         :class:`~cinefm.models.mil.GatedAttentionMIL` over the view embeddings
+                  (``attention="shared"``: one for every output), or an ``nn.ModuleList`` of
+                  one per output (``attention="per_output"``: each disease weighs the view
+                  planes on its own, as the method's per-disease attention maps show);
 - ``head``        ``nn.Linear(projection_dim, n_outputs)``: logits, one per disease
                   (the sigmoid lives in the loss, ``BCEWithLogitsLoss``) or one value for
-                  regression (linear output).
+                  regression (linear output). With per-output attention, row j of the
+                  weight reads only output j's pooled embedding.
 
 Training modes (the method's two): ``finetune`` — trunk frozen (no gradients, kept in eval
 mode so BatchNorm statistics and stochastic depth do not move), ``video_proj`` + ``mil`` +
@@ -40,10 +44,15 @@ log = logging.getLogger(__name__)
 CKPT_PREFIX = "model."          # attribute name of the CLIPModel inside the pre-training LightningModule
 COMPILED_INFIX = "_orig_mod."   # torch.compile wrapper, stripped when present
 Mode = Literal["finetune", "transfer"]
+Attention = Literal["shared", "per_output"]
+ATTENTIONS = ("shared", "per_output")
 
 
 class StudyOutput(NamedTuple):
-    """``logits (B, n_outputs)``, per-view ``attention (B, K)`` (0 on padding) and ``views (B, K, P)``."""
+    """``logits (B, n_outputs)``, per-view ``attention`` (0 on padding) and ``views (B, K, P)``.
+
+    ``attention`` is ``(B, K)`` for a shared MIL and ``(B, n_outputs, K)`` for per-output MILs.
+    """
 
     logits: torch.Tensor
     attention: torch.Tensor
@@ -58,11 +67,18 @@ class StudyModel(nn.Module):
     """
 
     def __init__(self, video: nn.Module, projection_dim: int, n_outputs: int, mil_hidden: int,
-                 layer_norm: bool = False) -> None:
+                 layer_norm: bool = False, attention: Attention = "shared") -> None:
         super().__init__()
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
         self.video = video
         self.video_proj = nn.Linear(video.out_dim, projection_dim)
-        self.mil = GatedAttentionMIL(projection_dim, mil_hidden, layer_norm=layer_norm)
+        self.per_output = attention == "per_output"
+        if self.per_output:
+            self.mil = nn.ModuleList(GatedAttentionMIL(projection_dim, mil_hidden, layer_norm=layer_norm)
+                                     for _ in range(n_outputs))
+        else:
+            self.mil = GatedAttentionMIL(projection_dim, mil_hidden, layer_norm=layer_norm)
         self.head = nn.Linear(projection_dim, n_outputs)
         self.trunk_frozen = False
 
@@ -82,8 +98,13 @@ class StudyModel(nn.Module):
         if bool((~mask.bool().any(1)).any()):
             raise ValueError("StudyModel: a study of the batch has no real view (mask all False)")
         views_bkp = self.embed_views(clips, mask)
-        pooled_bp, attention_bk = self.mil(views_bkp, mask)
-        return StudyOutput(self.head(pooled_bp), attention_bk, views_bkp)
+        if not self.per_output:
+            pooled_bp, attention_bk = self.mil(views_bkp, mask)
+            return StudyOutput(self.head(pooled_bp), attention_bk, views_bkp)
+        pooled, attention = zip(*(mil(views_bkp, mask) for mil in self.mil), strict=True)
+        pooled_bjp, attention_bjk = torch.stack(pooled, 1), torch.stack(attention, 1)
+        logits_bj = torch.einsum("bjp,jp->bj", pooled_bjp, self.head.weight) + self.head.bias
+        return StudyOutput(logits_bj, attention_bjk, views_bkp)
 
     def train(self, mode: bool = True) -> StudyModel:
         """As ``nn.Module.train``, but a frozen trunk stays in eval mode (finetune mode)."""
@@ -129,9 +150,10 @@ def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 
 def build_study_model(video_cfg: dict, *, projection_dim: int, n_outputs: int, mil_hidden: int,
-                      layer_norm: bool = False) -> StudyModel:
+                      layer_norm: bool = False, attention: Attention = "shared") -> StudyModel:
     """``StudyModel`` with the encoder of ``models.video`` (its ``weights`` → Kinetics init, null → random)."""
-    return StudyModel(build_video_encoder(**video_cfg), projection_dim, n_outputs, mil_hidden, layer_norm)
+    return StudyModel(build_video_encoder(**video_cfg), projection_dim, n_outputs, mil_hidden, layer_norm,
+                      attention)
 
 
 def _read_checkpoint(path: str | os.PathLike) -> Mapping[str, torch.Tensor]:

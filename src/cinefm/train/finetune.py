@@ -36,7 +36,10 @@ LVEF) for LVEF; AUROC per disease.
 ``study_id, patient_id, split (val|test), task, target (empty = unknown), score``
 (predicted LVEF in percent, or the disease probability) and ``attn_<view>`` — the share of
 the MIL attention that the study's clips of that view received (their attention summed;
-the columns of a row sum to 1 over the views present, empty for absent views).
+the columns of a row sum to 1 over the views present, empty for absent views). With
+``finetune.disease.attention: per_disease`` every disease has its own gated attention over
+the same view embeddings (the method's attention maps differ per disease), so the shares
+differ between the rows of one study; ``shared`` gives every disease the same attention.
 
 ``metrics.csv`` (long): ``experiment, task, init, init_effective, mode, fraction,
 fraction_seed, seed, stage, split, step, epoch, metric, value, note`` with stage ``data``
@@ -110,6 +113,7 @@ class TaskSettings:
     val_every_steps: int | None = None  # LVEF: validate every this many steps (None = every epoch)
     huber_delta: float = 1.0  # LVEF: Huber transition, in units of the training SD of LVEF
     scheduler: SchedulerSpec = SchedulerSpec()  # config schedule: none (constant, the method) | cosine
+    attention: str = "shared"  # diseases: MIL attention shared by every disease | per_output (config per_disease)
 
     @classmethod
     def from_config(cls, finetune: Mapping[str, Any], kind: str) -> TaskSettings:
@@ -120,8 +124,9 @@ class TaskSettings:
                        max_steps=int(s["max_steps"]), val_every_steps=int(s["val_every_steps"]),
                        huber_delta=float(s["huber_delta"]), **_schedule(s))
         s = finetune["disease"]
+        attention = {"per_disease": "per_output", "shared": "shared"}[str(s.get("attention", "shared"))]
         return cls(kind, float(s["lr"]), float(s["weight_decay"]), s["precision"], epochs=int(s["epochs"]),
-                   **_schedule(s))
+                   attention=attention, **_schedule(s))
 
 
 def _schedule(section: Mapping[str, Any]) -> dict[str, Any]:
@@ -310,7 +315,8 @@ class FinetuneModule(L.LightningModule):
                  kind: str, mode: str, lr: float, weight_decay: float, pos_weight: Sequence[float] | None = None,
                  target_mean: float = 0.0, target_std: float = 1.0, huber_delta: float = 1.0,
                  heart_failure_lvef: float = 40.0, fingerprint: Mapping[str, Any] | None = None,
-                 optimizer: Mapping[str, Any] | None = None, scheduler: Mapping[str, Any] | None = None) -> None:
+                 optimizer: Mapping[str, Any] | None = None, scheduler: Mapping[str, Any] | None = None,
+                 attention: str = "shared") -> None:
         super().__init__()
         if kind not in ("regression", "classification"):
             raise ValueError(f"kind must be 'regression' or 'classification', got {kind!r}")
@@ -320,9 +326,11 @@ class FinetuneModule(L.LightningModule):
                                    "weight_decay": weight_decay, "pos_weight": pos_weight,
                                    "target_mean": target_mean, "target_std": target_std,
                                    "huber_delta": huber_delta, "heart_failure_lvef": heart_failure_lvef,
-                                   "fingerprint": fingerprint, "optimizer": optimizer, "scheduler": scheduler})
+                                   "fingerprint": fingerprint, "optimizer": optimizer, "scheduler": scheduler,
+                                   "attention": attention})
         self.model: StudyModel = build_study_model(video, projection_dim=projection_dim, n_outputs=len(tasks),
-                                                   mil_hidden=mil_hidden, layer_norm=kind == "classification")
+                                                   mil_hidden=mil_hidden, layer_norm=kind == "classification",
+                                                   attention=attention)
         set_mode(self.model, mode)
         self.register_buffer("pos_weight", torch.tensor(pos_weight if pos_weight is not None
                                                         else [1.0] * len(tasks), dtype=torch.float32))
@@ -525,10 +533,11 @@ def predict(module: FinetuneModule, loader, split: str) -> pd.DataFrame:
         out = module.model(batch["video"].to(device), batch["mask"].to(device))
         scores = module.scores(out.logits).float().cpu().numpy()
         targets = batch["target"].float().cpu().numpy()
-        shares = view_attention(out.attention, batch["views"])
+        att_bjk = out.attention if out.attention.dim() == 3 else out.attention.unsqueeze(1).expand(-1, len(tasks), -1)
+        shares = [view_attention(att_bjk[:, j], batch["views"]) for j in range(len(tasks))]
         for i, study in enumerate(batch["study_id"]):
-            attn = {f"attn_{v}": s for v, s in shares[i].items()}
             for j, task in enumerate(tasks):
+                attn = {f"attn_{v}": s for v, s in shares[j][i].items()}
                 rows.append({"study_id": study, "patient_id": batch["patient_id"][i], "split": split,
                              "task": task, "target": targets[i, j], "score": scores[i, j], **attn})
     table = pd.DataFrame(rows)
@@ -652,7 +661,8 @@ def prepare(experiment_yaml: PathLike, config: Mapping[str, Any], *, splits_csv:
         lr=settings.lr, weight_decay=settings.weight_decay,
         pos_weight=None if pos_weight is None else pos_weight.tolist(), target_mean=mean, target_std=std,
         huber_delta=settings.huber_delta, heart_failure_lvef=float(config["labels"]["heart_failure_lvef"]),
-        fingerprint=fingerprint, **recipes.optimization_hparams(exp, settings.scheduler))
+        fingerprint=fingerprint, attention=settings.attention,
+        **recipes.optimization_hparams(exp, settings.scheduler))
     init_weights(module, plan, config["models"]["video"])
     module.run_info = {**info.meta(), "tasks": tasks, "init_note": plan.note, "experiment_file": str(exp.path)}
     monitor, direction = selection_metric(exp.kind, dm.datasets["val"].targets)
