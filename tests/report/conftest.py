@@ -72,8 +72,11 @@ def _finetune(root: Path, rng) -> list[Path]:
     for name, (task, target, score) in specs.items():
         d = root / "finetune" / name
         d.mkdir(parents=True)
-        pd.DataFrame({"study_id": ids, "split": "test", "task": task, "target": target, "score": score}).to_csv(
-            d / "predictions.csv", index=False)
+        shares = rng.dirichlet([1.0, 1.0, 1.0, 6.0], n)  # 4CH, 3CH, 2CH, SAX: the SAX stack holds most clips
+        attn = pd.DataFrame(shares, columns=["attn_4CH", "attn_3CH", "attn_2CH", "attn_SAX"])
+        attn.loc[::5, "attn_3CH"] = np.nan  # a study without a 3CH view
+        pd.concat([pd.DataFrame({"study_id": ids, "split": "test", "task": task, "target": target,
+                                 "score": score}), attn], axis=1).to_csv(d / "predictions.csv", index=False)
         paths.append(d / "predictions.csv")
     return paths
 

@@ -15,7 +15,8 @@ from cinefm.report import build_report
 HEADINGS = [
     "Exclusion flow", "Label agreement", "Pre-training", "Discrimination (AUROC and ROC curves)",
     "Pre-trained vs baseline (DeLong tests)", "Operating points", "LVEF regression",
-    "LVEF error by disease subgroup", "Bland–Altman agreement (predicted vs reference LVEF)",
+    "LVEF error by disease subgroup", "Multi-view attention per view plane",
+    "Bland–Altman agreement (predicted vs reference LVEF)",
 ]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -38,13 +39,16 @@ def test_page_is_self_contained_with_every_section(page):
         assert f"<h2>{h}</h2>" in text
     assert 'class="missing"' not in text
     srcs = re.findall(r'<img [^>]*src="([^"]+)"', text)
-    assert len(srcs) == 7  # flow, agreement, umap, ROC dcm, ROC heart failure, LVEF subgroups, Bland–Altman
+    assert len(srcs) == 8  # flow, agreement, umap, ROC dcm, ROC heart failure, LVEF subgroups, view attention,
+    # Bland–Altman
     assert all(s.startswith("data:image/png;base64,") for s in srcs)
     assert not re.search(r'(src|href)="(https?:|file:|//)', text)  # nothing fetched from elsewhere
     assert "0.8" in text and "p (DeLong)" in text and "Youden-optimal" in text
     subgroups = text.split("<h2>LVEF error by disease subgroup</h2>")[1].split("</section>")[0]
     assert "Hypertrophic cardiomyopathy + Dilated cardiomyopathy" in subgroups
     assert "no training study" in subgroups and "None of the diseases" in subgroups
+    attention = text.split("<h2>Multi-view attention per view plane</h2>")[1].split("</section>")[0]
+    assert "lvef_clip_transfer_100" in attention and "<th>SAX</th>" in attention
 
 
 def test_absent_inputs_are_named_in_their_section(tmp_path, report_config):
@@ -90,7 +94,7 @@ def test_page_renders_in_headless_chromium_with_no_broken_image(page, tmp_path):
     dom = res.stdout
     for h in HEADINGS:
         assert f"<h2>{h}</h2>" in dom
-    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', dom)) == 7
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', dom)) == 8
     assert 'data-broken-images="0"' in dom  # set by the page's load handler after decoding every image
 
     shot = tmp_path / "shot.png"

@@ -21,4 +21,5 @@ def test_stats_command_writes_tables_to_out_and_figures_to_out_figures(full_resu
     figures = sorted(p.name for p in (out / "figures").glob("*.png"))
     assert any(f.startswith("roc_") for f in figures) and any(f.startswith("bland_altman_") for f in figures)
     assert "lvef_subgroups.csv" in tables and "lvef_subgroups.png" in figures
+    assert "view_attention.csv" in tables and "view_attention.png" in figures
     assert not list(out.glob("*.png"))  # as the rule: no figure beside the tables

@@ -99,11 +99,11 @@ def test_snakemake_report_packs_the_key_figures(report_zip):
         page = zf.read(f"{report_zip.stem}/report.html").decode()  # the folder is named after the zip
     for name in ("flow.png", "umap.png", "agreement.png", "index.html", "bland_altman_lvef_clip_transfer_100.png",
                  "roc_heart_failure_transfer_100.png", "auroc.csv", "delong.csv", "lvef_subgroups.csv",
-                 "lvef_subgroups.png"):
+                 "lvef_subgroups.png", "view_attention.csv", "view_attention.png"):
         assert name in names, name
     assert any(n.startswith("roc_") and n != "roc_heart_failure_transfer_100.png" for n in names), names
     for category in ("Ingestion", "Pre-training", "Evaluation", "ROC curves", "Bland-Altman", "LVEF subgroups",
-                     "Report"):
+                     "View attention", "Report"):
         assert category in page, category
     assert "Exclusion flow of the DICOM ingestion" in page  # a caption (workflow/report/flow.rst)
 

@@ -66,7 +66,8 @@ def stats_figure_kind(wildcards):
     """Report subcategory of a figure in results/stats/figures, from its file name."""
     if wildcards.name.startswith("roc_"):
         return "ROC curves"
-    return "LVEF subgroups" if wildcards.name == "lvef_subgroups" else "Bland-Altman"
+    named = {"lvef_subgroups": "LVEF subgroups", "view_attention": "View attention"}
+    return named.get(wildcards.name, "Bland-Altman")
 
 
 def finetune_pretrain_ckpt(wildcards):

@@ -15,7 +15,9 @@ rule stats:
         thresholds=report(f"{R}/stats/thresholds.csv", category="Evaluation", subcategory="Tables", caption="../report/stats_tables.rst"),
         regression=report(f"{R}/stats/regression.csv", category="Evaluation", subcategory="Tables", caption="../report/stats_tables.rst"),
         subgroups=report(f"{R}/stats/lvef_subgroups.csv", category="Evaluation", subcategory="Tables", caption="../report/stats_tables.rst"),
-        # roc_<task>_<mode>_<fraction>.png, bland_altman_<experiment>.png: which exist depends on the data
+        view_attention=report(f"{R}/stats/view_attention.csv", category="Evaluation", subcategory="Tables", caption="../report/stats_tables.rst"),
+        # roc_<task>_<mode>_<fraction>.png, bland_altman_<experiment>.png, lvef_subgroups.png,
+        # view_attention.png: which exist depends on the data
         figures=report(
             directory(f"{R}/stats/figures"),
             patterns=["{name}.png"],

@@ -198,6 +198,19 @@ def subgroups_section(results: Path, config: dict) -> Section:
     return Section("lvef-subgroups", "LVEF error by disease subgroup", lead + body + figs)
 
 
+def view_attention_section(results: Path, config: dict) -> Section:
+    """Which view planes each model (and, with per-disease attention, each disease) reads."""
+    lead = ('<p class="lead">Mean share of the multi-view attention that each view plane received on the test '
+            "studies. With per-disease attention each disease weighs the views on its own; in brackets, the "
+            "share minus the mean over the model's tasks. A SAX stack has many slices and a long-axis view one, "
+            "so compare tasks within a column.</p>")
+    body = _section_parts(results, [
+        ("stats/view_attention.csv", "", lambda p: tables.table_html(tables.view_attention_display(_csv(p)))),
+    ], "stats")
+    figs = _figures(results, "view_attention.png", lambda s: "Multi-view attention per view plane")
+    return Section("view-attention", "Multi-view attention per view plane", lead + body + figs)
+
+
 def bland_altman_section(results: Path, config: dict) -> Section:
     figs = _figures(results, "bland_altman_*.png", lambda s: "Bland–Altman: " + s.removeprefix("bland_altman_"))
     if figs:
@@ -234,7 +247,7 @@ def echo_section(results: Path, config: dict) -> Section:
 
 SECTIONS: tuple[Callable[[Path, dict], Section], ...] = (
     flow_section, labels_section, pretrain_section, auroc_section, delong_section, thresholds_section,
-    regression_section, subgroups_section, bland_altman_section, echo_section,
+    regression_section, subgroups_section, view_attention_section, bland_altman_section, echo_section,
 )
 
 

@@ -164,6 +164,22 @@ def subgroups_display(df: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def view_attention_display(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean attention share per experiment/task (rows) and view plane (columns), from ``view_attention.csv``.
+
+    A cell reads ``share (±relative)``: the relative part (the share minus the mean over the
+    model's tasks) only for models with several tasks, where it shows which task leans on the view.
+    """
+    if df.empty:
+        return pd.DataFrame()
+    several = df.groupby("model")["task"].transform("nunique") > 1
+    cell = [f"{s:.2f} ({r:+.2f})" if multi else f"{s:.2f}"
+            for s, r, multi in zip(df["share"], df["relative"], several, strict=True)]
+    wide = df.assign(cell=cell).pivot_table(index="experiment", columns="view", values="cell", aggfunc="first")
+    wide = wide.reindex(index=list(dict.fromkeys(df["experiment"])), columns=list(dict.fromkeys(df["view"])))
+    return wide.fillna("").rename_axis(columns=None).reset_index().rename(columns={"experiment": "Experiment"})
+
+
 def mean_predictor_display(metrics: pd.DataFrame) -> pd.DataFrame:
     """Test MAE of each LVEF experiment next to the MAE of predicting the training mean.
 

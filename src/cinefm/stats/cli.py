@@ -13,7 +13,8 @@ def register(subparsers) -> None:
         help="AUROC with DeLong CIs, paired DeLong tests, operating points, regression and Bland–Altman",
         description="Reads finetune/{experiment}/predictions.csv files (experiment = folder name, "
         "<task>_<init>_<mode>_<fraction>) and writes auroc.csv, delong.csv, thresholds.csv, "
-        "regression.csv (and lvef_subgroups.csv with --labels and --splits) to OUT and roc_*.png, bland_altman_*.png to OUT/figures, as the Snakemake rule does. "
+        "regression.csv, view_attention.csv (and lvef_subgroups.csv with --labels and --splits) to OUT and "
+        "roc_*.png, bland_altman_*.png, view_attention.png to OUT/figures, as the Snakemake rule does. "
         "The numbers match R pROC (ci.auc, roc.test, coords).",
     )
     p.add_argument("--predictions", nargs="+", required=True, help="predictions.csv files, one per experiment")

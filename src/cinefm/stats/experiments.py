@@ -24,8 +24,10 @@ Output (``out_dir``, normally ``results/stats``):
 - ``lvef_subgroups.csv`` (when the labels, splits and training fractions are given): the
   test error of every LVEF experiment by disease subgroup, with the training studies behind
   each subgroup (:mod:`cinefm.stats.subgroups`).
-- ``roc_<task>_<mode>_<fraction>.png`` (all inits of a group), ``bland_altman_<experiment>.png``
-  and ``lvef_subgroups.png`` (with ``lvef_subgroups.csv``) in ``figures_dir``: ``out_dir``
+- ``view_attention.csv``: the mean share of the multi-view attention that each view plane
+  received, per experiment and task (:mod:`cinefm.stats.view_attention`).
+- ``roc_<task>_<mode>_<fraction>.png`` (all inits of a group), ``bland_altman_<experiment>.png``,
+  ``view_attention.png`` and ``lvef_subgroups.png`` (with ``lvef_subgroups.csv``) in ``figures_dir``: ``out_dir``
   itself unless given; ``results/stats/figures`` in the workflow.
 
 Figures named like ours that this run does not produce (an experiment removed since the
@@ -54,6 +56,8 @@ from cinefm.stats.roc import roc_auc_ci, roc_ci_band, roc_curve
 from cinefm.stats.subgroups import COLUMNS as SUBGROUP_COLUMNS
 from cinefm.stats.subgroups import lvef_subgroups, subgroup_plot
 from cinefm.stats.thresholds import operating_points
+from cinefm.stats.view_attention import COLUMNS as ATTENTION_COLUMNS
+from cinefm.stats.view_attention import attention_columns, view_attention_plot, view_attention_table
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,7 @@ REQUIRED = ("study_id", "split", "task", "target", "score")
 REGRESSION_TASK = "lvef"
 HEART_FAILURE = "heart_failure"
 SUBGROUP_FIGURE = "lvef_subgroups.png"
+ATTENTION_FIGURE = "view_attention.png"
 # Column order of every table written by write_stats (documented in the module docstring).
 TABLE_COLUMNS = {
     "auroc.csv": ["experiment", "task", "init", "mode", "fraction", "n", "n_cases", "n_controls", "auc",
@@ -71,6 +76,7 @@ TABLE_COLUMNS = {
                        "tp", "fp", "tn", "fn"],
     "regression.csv": ["experiment", "task", "metric", "value", "ci_low", "ci_high", "n"],
     "lvef_subgroups.csv": SUBGROUP_COLUMNS,
+    "view_attention.csv": ATTENTION_COLUMNS,
 }
 
 
@@ -110,7 +116,8 @@ class Experiment:
     init: str | None
     mode: str | None
     fraction: str | None
-    rows: pd.DataFrame  # study_id, target, score (test split)
+    rows: pd.DataFrame  # study_id, target, score and attn_<view> (test split)
+    model: str = ""     # the run folder: the tasks of a multi-disease run share it
 
     @property
     def group(self) -> tuple[str, str | None, str | None]:
@@ -175,8 +182,9 @@ def read_experiments(path: str | os.PathLike, split: str = "test") -> list[Exper
             dup = rows.loc[rows["study_id"].duplicated(), "study_id"].iloc[0]
             raise ValueError(f"{path}: study {dup} appears twice in the {split} split for task {task}")
         name = folder if len(tasks) == 1 else f"{folder}/{task}"
+        keep = ["study_id", "target", "score", *attention_columns(rows)]
         out.append(Experiment(name=name, task=task, init=init, mode=mode, fraction=fraction,
-                              rows=rows[["study_id", "target", "score"]].reset_index(drop=True)))
+                              rows=rows[keep].reset_index(drop=True), model=folder))
     return out
 
 
@@ -350,6 +358,8 @@ def write_stats(
         "regression.csv": pd.DataFrame([r for e in experiments if e.task == REGRESSION_TASK
                                         for r in regression_rows(e, s)]),
     }
+    tables["view_attention.csv"] = view_attention_table([(e.model or e.name, e.name, e.task, e.rows)
+                                                         for e in experiments])
     if cohort_tables is not None:
         tables["lvef_subgroups.csv"] = cohort_tables.lvef_subgroups(
             [e for e in experiments if e.task == REGRESSION_TASK], config["labels"]["diseases"])
@@ -362,6 +372,10 @@ def write_stats(
     if subgroups is not None and (subgroups["n_test"] >= 2).any():
         save_figure(subgroup_plot(subgroups), figs / SUBGROUP_FIGURE, dpi=110)
         written.append(figs / SUBGROUP_FIGURE)
+    attention = tables["view_attention.csv"]
+    if not attention.empty:
+        save_figure(view_attention_plot(attention), figs / ATTENTION_FIGURE, dpi=110)
+        written.append(figs / ATTENTION_FIGURE)
     for e in experiments:
         if e.task != REGRESSION_TASK:
             continue
@@ -373,7 +387,7 @@ def write_stats(
         path = figs / f"bland_altman_{e.name.replace('/', '_')}.png"
         save_figure(fig, path, dpi=110)
         written.append(path)
-    ours = {*figs.glob("roc_*.png"), *figs.glob("bland_altman_*.png"), *figs.glob(SUBGROUP_FIGURE)}
+    ours = {*figs.glob("roc_*.png"), *figs.glob("bland_altman_*.png"), *figs.glob(SUBGROUP_FIGURE), *figs.glob(ATTENTION_FIGURE)}
     for stale in sorted(ours - set(written)):
         log.info("removing %s: no experiment of this run produces it any more", stale)
         stale.unlink()
