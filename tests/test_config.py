@@ -35,7 +35,9 @@ def test_paper_config_holds_the_methods_numbers():
     assert paper["splits"]["pretrain_fraction"] == 0.75
     assert paper["splits"]["downstream"] == {"train": 0.5, "val": 0.25, "test": 0.25}
     assert _sub(paper["finetune"]["lvef"], {"lr": 1e-4, "weight_decay": 0.01, "max_steps": 100000, "sax_fraction": 0.5})
-    assert _sub(paper["finetune"]["disease"], {"weight_decay": 5e-4, "epochs": 24})
+    assert _sub(paper["finetune"]["disease"], {"weight_decay": 5e-4, "epochs": 24, "attention": "per_disease",
+                                               "sax_fraction": 1.0})
+    assert paper["finetune"]["augment"] is True  # the method fine-tunes with AugMix
     assert paper["labels"]["heart_failure_lvef"] == 40
 
 

@@ -119,6 +119,10 @@ def test_from_config_reads_the_data_section_and_a_leaking_split_stops_setup(coho
     sdm = StudyDataModule.from_config(cfg, ["lvef"], splits_csv=path, studies_csv=cohort.studies_csv,
                                       labels_csv=cohort.labels_csv)
     assert sdm.sax_fraction == cfg["finetune"]["lvef"]["sax_fraction"]
+    cfg["finetune"]["disease"]["sax_fraction"] = 0.25
+    disease = StudyDataModule.from_config(cfg, ["hcm"], splits_csv=path, studies_csv=cohort.studies_csv,
+                                          labels_csv=cohort.labels_csv)
+    assert disease.sax_fraction == 0.25
     assert dm.spec.motion_gain == sdm.spec.motion_gain == 1.5 and dm.spec.motion_crop == sdm.spec.motion_crop == 0.7
     with pytest.raises(LeakageError, match="patient P03"):
         sdm.setup("fit")

@@ -279,6 +279,8 @@ class StudyDataModule(StudyLoaders):
                       augmix=data["augmix"] if config["finetune"].get("augment", False) else None)
         if "lvef" in tasks:
             kwargs["sax_fraction"] = config["finetune"]["lvef"]["sax_fraction"]
+        else:  # diseases: every view in the method (1.0)
+            kwargs["sax_fraction"] = config["finetune"]["disease"].get("sax_fraction", 1.0)
         kwargs.update(overrides)
         return cls(splits_csv, studies_csv, labels_csv, tasks, **kwargs)
 

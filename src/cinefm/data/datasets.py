@@ -98,7 +98,7 @@ class StudyDataset(Dataset):
     def __init__(self, series: pd.DataFrame, targets: pd.DataFrame, transform: ClipTransform, *,
                  seed: int, sax_fraction: float = 1.0, reader: SeriesReader | None = None) -> None:
         if not 0.0 < sax_fraction <= 1.0:
-            raise ValueError(f"config.finetune.lvef.sax_fraction must lie in (0, 1], got {sax_fraction}")
+            raise ValueError(f"config.finetune.lvef/disease.sax_fraction must lie in (0, 1], got {sax_fraction}")
         self.tasks = list(targets.columns)
         known = targets.notna().any(axis=1)
         studies = pd.unique(series["study_id"])
