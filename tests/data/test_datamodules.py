@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cinefm.config import load_config
-from cinefm.data.datamodules import PretrainDataModule, StudyDataModule
+from cinefm.data.datamodules import PretrainDataModule, StudyDataModule, finetune_augment
 from cinefm.splits import LeakageError
 
 from .conftest import SIZE, SPECIAL, T
@@ -123,6 +123,12 @@ def test_from_config_reads_the_data_section_and_a_leaking_split_stops_setup(coho
     disease = StudyDataModule.from_config(cfg, ["hcm"], splits_csv=path, studies_csv=cohort.studies_csv,
                                           labels_csv=cohort.labels_csv)
     assert disease.sax_fraction == 0.25
+    cfg["finetune"]["augment"] = False
+    cfg["finetune"]["disease"]["augment"] = True   # per task: diseases augmented, LVEF not
+    assert finetune_augment(cfg, ["hcm", "dcm"]) and not finetune_augment(cfg, ["lvef"])
+    cfg["finetune"]["augment"] = True
+    cfg["finetune"]["lvef"].pop("augment", None)
+    assert finetune_augment(cfg, ["lvef"])         # no per-task key: the section-wide switch
     assert dm.spec.motion_gain == sdm.spec.motion_gain == 1.5 and dm.spec.motion_crop == sdm.spec.motion_crop == 0.7
     with pytest.raises(LeakageError, match="patient P03"):
         sdm.setup("fit")

@@ -231,6 +231,12 @@ class StudyLoaders(L.LightningDataModule):
         return self.dataloader("test")
 
 
+def finetune_augment(config: Mapping, tasks: Sequence[str]) -> bool:
+    """AugMix on fine-tuning training clips: ``finetune.lvef/disease.augment`` if set, else ``finetune.augment``."""
+    section = config["finetune"]["lvef" if "lvef" in tasks else "disease"]
+    return bool(section.get("augment", config["finetune"].get("augment", False)))
+
+
 class StudyDataModule(StudyLoaders):
     """Multi-view studies of the downstream patients with fine-tuning targets.
 
@@ -276,7 +282,7 @@ class StudyDataModule(StudyLoaders):
                       fraction_seed=config["splits"]["fraction_seed"],
                       heart_failure_lvef=config["labels"]["heart_failure_lvef"],
                       min_frames=data["min_frames"], max_open_files=data["max_open_files"],
-                      augmix=data["augmix"] if config["finetune"].get("augment", False) else None)
+                      augmix=data["augmix"] if finetune_augment(config, tasks) else None)
         if "lvef" in tasks:
             kwargs["sax_fraction"] = config["finetune"]["lvef"]["sax_fraction"]
         else:  # diseases: every view in the method (1.0)
