@@ -186,29 +186,33 @@ def _mean_predictor_html(results: Path) -> str:
             "studies for every test study (ratio below 1: the model beats it).</p>" + tables.table_html(table))
 
 
+def _stats_table_section(results: Path, anchor: str, title: str, lead: str, name: str,
+                         display: Callable[[pd.DataFrame], pd.DataFrame]) -> Section:
+    """A section of one ``stats/<name>.csv`` table (shown through ``display``) and its ``figures/<name>.png``."""
+    body = _section_parts(results, [
+        (f"stats/{name}.csv", "", lambda p: tables.table_html(display(_csv(p)))),
+    ], "stats")
+    figs = _figures(results, f"{name}.png", lambda s: title)
+    return Section(anchor, title, f'<p class="lead">{lead}</p>' + body + figs)
+
+
 def subgroups_section(results: Path, config: dict) -> Section:
     """LVEF test error by disease subgroup, with the training studies each subgroup had."""
-    lead = ('<p class="lead">Where the LVEF models are wrong: test error by disease label and by pair of '
-            "labels seen together, next to the number of training studies in the same subgroup. A subgroup "
-            "without training studies shows how a model extrapolates to a phenotype it never saw.</p>")
-    body = _section_parts(results, [
-        ("stats/lvef_subgroups.csv", "", lambda p: tables.table_html(tables.subgroups_display(_csv(p)))),
-    ], "stats")
-    figs = _figures(results, "lvef_subgroups.png", lambda s: "LVEF error by disease subgroup")
-    return Section("lvef-subgroups", "LVEF error by disease subgroup", lead + body + figs)
+    lead = ("Where the LVEF models are wrong: test error by disease label and by pair of labels seen "
+            "together, next to the number of training studies in the same subgroup. A subgroup without "
+            "training studies shows how a model extrapolates to a phenotype it never saw.")
+    return _stats_table_section(results, "lvef-subgroups", "LVEF error by disease subgroup", lead,
+                                "lvef_subgroups", tables.subgroups_display)
 
 
 def view_attention_section(results: Path, config: dict) -> Section:
     """Which view planes each model (and, with per-disease attention, each disease) reads."""
-    lead = ('<p class="lead">Mean share of the multi-view attention that each view plane received on the test '
-            "studies. With per-disease attention each disease weighs the views on its own; in brackets, the "
-            "share minus the mean over the model's tasks. A SAX stack has many slices and a long-axis view one, "
-            "so compare tasks within a column.</p>")
-    body = _section_parts(results, [
-        ("stats/view_attention.csv", "", lambda p: tables.table_html(tables.view_attention_display(_csv(p)))),
-    ], "stats")
-    figs = _figures(results, "view_attention.png", lambda s: "Multi-view attention per view plane")
-    return Section("view-attention", "Multi-view attention per view plane", lead + body + figs)
+    lead = ("Mean share of the multi-view attention that each view plane received on the test studies. "
+            "With per-disease attention each disease weighs the views on its own; in brackets, the share "
+            "minus the mean over the model's tasks. A SAX stack has many slices and a long-axis view one, "
+            "so compare tasks within a column.")
+    return _stats_table_section(results, "view-attention", "Multi-view attention per view plane", lead,
+                                "view_attention", tables.view_attention_display)
 
 
 def bland_altman_section(results: Path, config: dict) -> Section:
