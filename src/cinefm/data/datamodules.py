@@ -231,10 +231,14 @@ class StudyLoaders(L.LightningDataModule):
         return self.dataloader("test")
 
 
+def finetune_section(config: Mapping, tasks: Sequence[str]) -> Mapping:
+    """The config section of these fine-tuning tasks: ``finetune.lvef`` or ``finetune.disease``."""
+    return config["finetune"]["lvef" if "lvef" in tasks else "disease"]
+
+
 def finetune_augment(config: Mapping, tasks: Sequence[str]) -> bool:
     """AugMix on fine-tuning training clips: ``finetune.lvef/disease.augment`` if set, else ``finetune.augment``."""
-    section = config["finetune"]["lvef" if "lvef" in tasks else "disease"]
-    return bool(section.get("augment", config["finetune"].get("augment", False)))
+    return bool(finetune_section(config, tasks).get("augment", config["finetune"].get("augment", False)))
 
 
 class StudyDataModule(StudyLoaders):
@@ -282,11 +286,8 @@ class StudyDataModule(StudyLoaders):
                       fraction_seed=config["splits"]["fraction_seed"],
                       heart_failure_lvef=config["labels"]["heart_failure_lvef"],
                       min_frames=data["min_frames"], max_open_files=data["max_open_files"],
-                      augmix=data["augmix"] if finetune_augment(config, tasks) else None)
-        if "lvef" in tasks:
-            kwargs["sax_fraction"] = config["finetune"]["lvef"]["sax_fraction"]
-        else:  # diseases: every view in the method (1.0)
-            kwargs["sax_fraction"] = config["finetune"]["disease"].get("sax_fraction", 1.0)
+                      augmix=data["augmix"] if finetune_augment(config, tasks) else None,
+                      sax_fraction=finetune_section(config, tasks).get("sax_fraction", 1.0))  # diseases: all (1)
         kwargs.update(overrides)
         return cls(splits_csv, studies_csv, labels_csv, tasks, **kwargs)
 

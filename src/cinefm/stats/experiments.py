@@ -117,7 +117,11 @@ class Experiment:
     mode: str | None
     fraction: str | None
     rows: pd.DataFrame  # study_id, target, score and attn_<view> (test split)
-    model: str = ""     # the run folder: the tasks of a multi-disease run share it
+
+    @property
+    def model(self) -> str:
+        """The run folder: the tasks of a multi-disease run (``<folder>/<task>``) share it."""
+        return self.name.split("/", 1)[0]
 
     @property
     def group(self) -> tuple[str, str | None, str | None]:
@@ -184,7 +188,7 @@ def read_experiments(path: str | os.PathLike, split: str = "test") -> list[Exper
         name = folder if len(tasks) == 1 else f"{folder}/{task}"
         keep = ["study_id", "target", "score", *attention_columns(rows)]
         out.append(Experiment(name=name, task=task, init=init, mode=mode, fraction=fraction,
-                              rows=rows[keep].reset_index(drop=True), model=folder))
+                              rows=rows[keep].reset_index(drop=True)))
     return out
 
 
@@ -358,7 +362,7 @@ def write_stats(
         "regression.csv": pd.DataFrame([r for e in experiments if e.task == REGRESSION_TASK
                                         for r in regression_rows(e, s)]),
     }
-    tables["view_attention.csv"] = view_attention_table([(e.model or e.name, e.name, e.task, e.rows)
+    tables["view_attention.csv"] = view_attention_table([(e.model, e.name, e.task, e.rows)
                                                          for e in experiments])
     if cohort_tables is not None:
         tables["lvef_subgroups.csv"] = cohort_tables.lvef_subgroups(

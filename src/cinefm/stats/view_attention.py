@@ -57,11 +57,11 @@ def view_attention_table(experiments: Sequence[tuple[str, str, str, pd.DataFrame
     return table.reindex(columns=COLUMNS)
 
 
-def view_attention_plot(table: pd.DataFrame, views: Sequence[str] | None = None):
+def view_attention_plot(table: pd.DataFrame):
     """Heat map of the mean attention share: one row per experiment/task, one column per view."""
     from matplotlib.figure import Figure  # no pyplot: no global figure state, any backend
 
-    views = list(views) if views is not None else list(dict.fromkeys(table["view"]))
+    views = list(dict.fromkeys(table["view"]))
     labels = list(dict.fromkeys(table["experiment"]))
     grid = (table.pivot_table(index="experiment", columns="view", values="share", aggfunc="first")
             .reindex(index=labels, columns=views))

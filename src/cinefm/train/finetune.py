@@ -533,8 +533,10 @@ def predict(module: FinetuneModule, loader, split: str) -> pd.DataFrame:
         out = module.model(batch["video"].to(device), batch["mask"].to(device))
         scores = module.scores(out.logits).float().cpu().numpy()
         targets = batch["target"].float().cpu().numpy()
-        att_bjk = out.attention if out.attention.dim() == 3 else out.attention.unsqueeze(1).expand(-1, len(tasks), -1)
-        shares = [view_attention(att_bjk[:, j], batch["views"]) for j in range(len(tasks))]
+        if out.attention.dim() == 3:  # per-disease attention (B, tasks, K)
+            shares = [view_attention(out.attention[:, j], batch["views"]) for j in range(len(tasks))]
+        else:                         # one attention (B, K) for every task
+            shares = [view_attention(out.attention, batch["views"])] * len(tasks)
         for i, study in enumerate(batch["study_id"]):
             for j, task in enumerate(tasks):
                 attn = {f"attn_{v}": s for v, s in shares[j][i].items()}
