@@ -75,6 +75,27 @@ def test_per_output_attention_pools_each_disease_on_its_own(mvit_cfg):
                           attention="per_view")
 
 
+@pytest.mark.parametrize("attention", ["shared", "per_output"])
+def test_view_logits_score_each_view_as_a_study_of_that_view_alone(attention, mvit_cfg):
+    torch.manual_seed(0)
+    model = build_study_model({"name": "mvit_small", **mvit_cfg}, projection_dim=16, n_outputs=3, mil_hidden=8,
+                              layer_norm=True, attention=attention).eval()
+    with torch.no_grad():  # a LayerNorm that is not the identity, so leaving it out would show
+        for norm in ([m.norm for m in model.mil] if attention == "per_output" else [model.mil.norm]):
+            norm.weight.uniform_(0.5, 2.0)
+            norm.bias.normal_()
+    clips, mask = _study_batch()
+    with torch.no_grad():
+        out = model(clips, mask)
+        view_bkj = model.view_logits(out.views)
+        assert view_bkj.shape == (2, 3, 3)
+        for b, k in mask.nonzero().tolist():
+            alone = model(clips[b:b + 1, k:k + 1])
+            torch.testing.assert_close(view_bkj[b, k], alone.logits[0], atol=1e-5, rtol=1e-5)
+        # the study's logits are not any one view's: pooling over views matters
+        assert not torch.allclose(view_bkj[1, 0], out.logits[1])
+
+
 @pytest.mark.parametrize("name", ["mvit_small", "r2plus1d_18"])
 def test_finetune_step_changes_only_projection_mil_and_head(name, mvit_cfg):
     cfg = {"name": name, **mvit_cfg} if name == "mvit_small" else {"name": name}

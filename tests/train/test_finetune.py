@@ -17,6 +17,7 @@ from cinefm.train.experiments import ExperimentError, load_experiment
 from cinefm.train.finetune import (
     PREDICTION_COLUMNS,
     FinetuneModule,
+    TaskSettings,
     close_readers,
     init_weights,
     masked_bce_with_logits,
@@ -249,6 +250,39 @@ def test_masked_bce_leaves_out_unknown_labels_and_weights_positives():
             expected.append(-(w[j] * y * torch.log(p) + (1 - y) * torch.log(1 - p)))
     assert masked_bce_with_logits(logits, target, w) == pytest.approx(float(torch.stack(expected).mean()), rel=1e-5)
     assert masked_bce_with_logits(logits, torch.full_like(target, float("nan")), w) == 0.0
+
+
+@pytest.mark.filterwarnings("ignore:.*reference is not registered on the model")
+def test_view_loss_labels_every_real_view_with_its_study_and_adds_to_the_study_loss():
+    config = toy_config()
+    video = config["models"]["video"]
+
+    def module(weight: float) -> FinetuneModule:
+        torch.manual_seed(0)
+        return FinetuneModule(video=video, projection_dim=16, mil_hidden=8, tasks=["hcm", "dcm"],
+                              kind="classification", mode="transfer", lr=1e-3, weight_decay=0.0,
+                              pos_weight=[2.0, 0.5], attention="per_output", view_loss_weight=weight)
+
+    torch.manual_seed(1)
+    batch = {"video": torch.randn(2, 3, 3, video["frames"], video["size"], video["size"]),
+             "mask": torch.tensor([[True, True, False], [True, False, False]]),
+             "target": torch.tensor([[1.0, float("nan")], [0.0, 1.0]]), "study_id": ["a", "b"]}
+    plain, weighted = module(0.0), module(0.5)
+    with torch.no_grad():
+        out = weighted.model(batch["video"], batch["mask"])
+        view_bkj = weighted.model.view_logits(out.views)
+        # by hand: views (0,0), (0,1) carry study a's labels, view (1,0) study b's; padding is left out
+        logits = torch.stack([view_bkj[0, 0], view_bkj[0, 1], view_bkj[1, 0]])
+        target = torch.stack([batch["target"][0], batch["target"][0], batch["target"][1]])
+        expected = masked_bce_with_logits(logits, target, torch.tensor([2.0, 0.5]))
+        view_loss = weighted.view_loss(out.views, batch["mask"], batch["target"])
+        assert float(view_loss) == pytest.approx(float(expected), rel=1e-6)
+        study_loss = plain.training_step(batch, 0)
+        assert float(weighted.training_step(batch, 0)) == pytest.approx(float(study_loss + 0.5 * view_loss),
+                                                                       rel=1e-5)
+    assert TaskSettings.from_config(toy_config(finetune={"disease": {"view_loss_weight": 0.25}})["finetune"],
+                                    "classification").view_loss_weight == 0.25
+    assert TaskSettings.from_config(config["finetune"], "classification").view_loss_weight == 0.0
 
 
 def test_pos_weights_balance_classes_and_note_a_missing_class():

@@ -106,6 +106,18 @@ class StudyModel(nn.Module):
         logits_bj = torch.einsum("bjp,jp->bj", pooled_bjp, self.head.weight) + self.head.bias
         return StudyOutput(logits_bj, attention_bjk, views_bkp)
 
+    def view_logits(self, views_bkp: torch.Tensor) -> torch.Tensor:
+        """``(B, K, n_outputs)``: the logits each view alone would give, as a study of that one view.
+
+        Attention over a single view is 1, so the pooled embedding is the view's own
+        (normalised) embedding and the head reads it. Padded slots give meaningless values;
+        callers select the real views with the mask.
+        """
+        if not self.per_output:
+            return self.head(self.mil.norm(views_bkp))
+        normed_bkjp = torch.stack([mil.norm(views_bkp) for mil in self.mil], 2)
+        return torch.einsum("bkjp,jp->bkj", normed_bkjp, self.head.weight) + self.head.bias
+
     def train(self, mode: bool = True) -> StudyModel:
         """As ``nn.Module.train``, but a frozen trunk stays in eval mode (finetune mode)."""
         super().train(mode)

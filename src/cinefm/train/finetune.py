@@ -28,7 +28,9 @@ and training starts over. A finished run removes ``state/``.
 Losses (pure functions below): LVEF — Huber loss on the z-scored target
 ``(y − μ_train) / σ_train`` (the head predicts z, scores are de-normalised to percent);
 diseases — binary cross-entropy with ``pos_weight = n_neg / n_pos`` of the training split,
-per disease, unknown labels (NaN) masked out. Metrics are torchmetrics': MAE, MSE and
+per disease, unknown labels (NaN) masked out; with ``finetune.disease.view_loss_weight`` > 0
+(off in the method) every real view's own logits (:meth:`StudyModel.view_logits`) also get
+their study's labels, a per-view BCE added with that weight. Metrics are torchmetrics': MAE, MSE and
 heart-failure AUROC (reference LVEF < ``labels.heart_failure_lvef``, score = −predicted
 LVEF) for LVEF; AUROC per disease.
 
@@ -114,6 +116,7 @@ class TaskSettings:
     huber_delta: float = 1.0  # LVEF: Huber transition, in units of the training SD of LVEF
     scheduler: SchedulerSpec = SchedulerSpec()  # config schedule: none (constant, the method) | cosine
     attention: str = "shared"  # diseases: MIL attention shared by every disease | per_output (config per_disease)
+    view_loss_weight: float = 0.0  # diseases: weight of the per-view BCE added to the study loss (0 = the method)
 
     @classmethod
     def from_config(cls, finetune: Mapping[str, Any], kind: str) -> TaskSettings:
@@ -126,7 +129,7 @@ class TaskSettings:
         s = finetune["disease"]
         attention = {"per_disease": "per_output", "shared": "shared"}[str(s.get("attention", "shared"))]
         return cls(kind, float(s["lr"]), float(s["weight_decay"]), s["precision"], epochs=int(s["epochs"]),
-                   attention=attention, **_schedule(s))
+                   attention=attention, view_loss_weight=float(s.get("view_loss_weight", 0.0)), **_schedule(s))
 
 
 def _schedule(section: Mapping[str, Any]) -> dict[str, Any]:
@@ -316,7 +319,7 @@ class FinetuneModule(L.LightningModule):
                  target_mean: float = 0.0, target_std: float = 1.0, huber_delta: float = 1.0,
                  heart_failure_lvef: float = 40.0, fingerprint: Mapping[str, Any] | None = None,
                  optimizer: Mapping[str, Any] | None = None, scheduler: Mapping[str, Any] | None = None,
-                 attention: str = "shared") -> None:
+                 attention: str = "shared", view_loss_weight: float = 0.0) -> None:
         super().__init__()
         if kind not in ("regression", "classification"):
             raise ValueError(f"kind must be 'regression' or 'classification', got {kind!r}")
@@ -327,7 +330,7 @@ class FinetuneModule(L.LightningModule):
                                    "target_mean": target_mean, "target_std": target_std,
                                    "huber_delta": huber_delta, "heart_failure_lvef": heart_failure_lvef,
                                    "fingerprint": fingerprint, "optimizer": optimizer, "scheduler": scheduler,
-                                   "attention": attention})
+                                   "attention": attention, "view_loss_weight": view_loss_weight})
         self.model: StudyModel = build_study_model(video, projection_dim=projection_dim, n_outputs=len(tasks),
                                                    mil_hidden=mil_hidden, layer_norm=kind == "classification",
                                                    attention=attention)
@@ -356,10 +359,27 @@ class FinetuneModule(L.LightningModule):
     def forward(self, video: torch.Tensor, mask: torch.Tensor):
         return self.model(video, mask)
 
+    def view_loss(self, views_bkp: torch.Tensor, mask_bk: torch.Tensor, target_bj: torch.Tensor) -> torch.Tensor:
+        """BCE of every real view's own logits (:meth:`StudyModel.view_logits`) against its study's labels.
+
+        Each view clip is one more weakly labelled instance: ``B·K`` labels per step instead of
+        ``B``. Off in the method (``finetune.disease.view_loss_weight: 0``).
+        """
+        real_bk = mask_bk.bool()
+        view_logits_nj = self.model.view_logits(views_bkp)[real_bk]
+        view_target_nj = target_bj.unsqueeze(1).expand(-1, real_bk.shape[1], -1)[real_bk]
+        return masked_bce_with_logits(view_logits_nj, view_target_nj, self.pos_weight)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self.model(batch["video"], batch["mask"])
         loss = self.loss(out.logits, batch["target"])
-        self.log("train/loss", loss, batch_size=len(batch["study_id"]), on_step=True, on_epoch=False)
+        n = len(batch["study_id"])
+        weight = float(self.hparams.get("view_loss_weight") or 0.0)
+        if weight > 0 and self.hparams.kind == "classification":
+            view_loss = self.view_loss(out.views, batch["mask"], batch["target"])
+            self.log("train/view_loss", view_loss, batch_size=n, on_step=True, on_epoch=False)
+            loss = loss + weight * view_loss
+        self.log("train/loss", loss, batch_size=n, on_step=True, on_epoch=False)
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
@@ -663,7 +683,7 @@ def prepare(experiment_yaml: PathLike, config: Mapping[str, Any], *, splits_csv:
         lr=settings.lr, weight_decay=settings.weight_decay,
         pos_weight=None if pos_weight is None else pos_weight.tolist(), target_mean=mean, target_std=std,
         huber_delta=settings.huber_delta, heart_failure_lvef=float(config["labels"]["heart_failure_lvef"]),
-        fingerprint=fingerprint, attention=settings.attention,
+        fingerprint=fingerprint, attention=settings.attention, view_loss_weight=settings.view_loss_weight,
         **recipes.optimization_hparams(exp, settings.scheduler))
     init_weights(module, plan, config["models"]["video"])
     module.run_info = {**info.meta(), "tasks": tasks, "init_note": plan.note, "experiment_file": str(exp.path)}
