@@ -12,6 +12,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 DEFAULT_CONFIG = REPO_ROOT / "config" / "config.yaml"
+PAPER_CONFIG = REPO_ROOT / "config" / "paper.yaml"  # the method's defaults
 
 
 class ConfigError(ValueError):
@@ -58,3 +59,31 @@ def load_config(path: str | os.PathLike = DEFAULT_CONFIG, overrides: dict | None
         cfg = deep_merge(cfg, overrides)
     validate_config(cfg)
     return cfg
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a.b.c": value}`` for every leaf of a nested mapping (lists are leaves, ``{}`` has none)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):  # an empty mapping has no leaves
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+ABSENT = object()  # a key one of two configurations does not set
+
+
+def differences(config: dict[str, Any], reference: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(key, value in config, value in reference)`` for every leaf where the two differ, by key.
+
+    Only the top-level sections of ``reference`` are compared (a run config's extra entries,
+    such as flags the workflow adds, are not settings of the method); a key that one side
+    does not set has :data:`ABSENT` on that side.
+    """
+    ours = flatten({k: v for k, v in config.items() if k in reference})
+    theirs = flatten(reference)
+    return [(key, ours.get(key, ABSENT), theirs.get(key, ABSENT)) for key in sorted(ours.keys() | theirs.keys())
+            if ours.get(key, ABSENT) != theirs.get(key, ABSENT)]

@@ -118,3 +118,21 @@ def test_a_corrupt_figure_is_flagged_by_the_page(full_results, report_config, tm
     page = build_report(results, tmp_path / "index.html", report_config)
     dom = _chromium(tmp_path, "--dump-dom", page.as_uri()).stdout
     assert 'data-broken-images="1"' in dom and "1 figure(s) failed to load." in dom
+
+
+def test_settings_section_lists_each_departure_from_the_method(full_results, tmp_path):
+    from cinefm.config import PAPER_CONFIG, deep_merge, load_config
+
+    paper = load_config(PAPER_CONFIG)
+    same = build_report(full_results, tmp_path / "same.html", paper).read_text()
+    section = same.split("<h2>Settings that differ from the method</h2>")[1].split("</section>")[0]
+    assert "0 settings of this run differ" in section and "<table" not in section
+    changed = deep_merge(paper, {"finetune": {"disease": {"epochs": 3, "view_loss_weight": 2.0}},
+                                 "phantom": {"sax_slices": [8, 10]}, "models": {"video": {"weights": None}}})
+    text = build_report(full_results, tmp_path / "changed.html", {**changed, "echonet": False}).read_text()
+    section = text.split("<h2>Settings that differ from the method</h2>")[1].split("</section>")[0]
+    assert "4 settings of this run differ" in section
+    rows = re.findall(r"<tr>\s*<td>([^<]+)</td>\s*<td>([^<]*)</td>\s*<td>([^<]*)</td>", section)
+    assert rows == [("finetune.disease.epochs", "3", "24"), ("finetune.disease.view_loss_weight", "2.0", "0.0"),
+                    ("models.video.weights", "null", "/path/to/mvit_v1_b-dbeb1030.pth"),
+                    ("phantom.sax_slices", "[8, 10]", "[8, 12]")]

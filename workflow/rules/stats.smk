@@ -67,7 +67,7 @@ rule report:
         html=report(f"{R}/report/index.html", category="Report", caption="../report/report_html.rst"),
     params:
         results=lambda w, input: os.path.dirname(os.path.dirname(input.flow)),
-        config={**{k: config[k] for k in ("cohort", "pretrain", "stats", "labels")}, "echonet": bool(ECHONET_REPORT_INPUTS)},
+        config={**config, "echonet": bool(ECHONET_REPORT_INPUTS)},  # all of it: the report lists departures from the method
     log:
         "logs/report.log",
     benchmark:

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from cinefm.atomic import write_text
+from cinefm.config import PAPER_CONFIG, differences, flatten
 from cinefm.report import tables
 
 log = logging.getLogger(__name__)
@@ -249,9 +251,32 @@ def echo_section(results: Path, config: dict) -> Section:
     return Section("echo", title, lead + body + figs)
 
 
+def settings_section(results: Path, config: dict) -> Section:
+    """Every setting of this run that differs from the method's defaults (``config/paper.yaml``)."""
+    title = "Settings that differ from the method"
+    try:
+        paper = yaml.safe_load(PAPER_CONFIG.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        return Section("settings", title, f'<p class="missing">Could not read the method\'s defaults '
+                       f"<code>{html.escape(str(PAPER_CONFIG))}</code>: {html.escape(str(err))}</p>")
+    rows = differences(config, paper)
+    n_compared = len(flatten(paper))
+    lead = (f'<p class="lead">{len(rows)} settings of this run differ from the method\'s defaults '
+            f"(<code>config/paper.yaml</code>, {n_compared} settings): site paths and resources, a recipe "
+            "scaled to the cohort (the demo's is scaled to a CPU), or a "
+            "departure chosen for it. The numbers above are the method's only as far as these rows allow; "
+            "<code>config/config.yaml</code> says why each demo value was chosen.</p>")
+    if not rows:
+        return Section("settings", title, lead)
+    body = (f"<details><summary>Show the {len(rows)} settings</summary>"
+            f"{tables.table_html(tables.settings_display(rows))}</details>")
+    return Section("settings", title, lead + body)
+
+
 SECTIONS: tuple[Callable[[Path, dict], Section], ...] = (
     flow_section, labels_section, pretrain_section, auroc_section, delong_section, thresholds_section,
     regression_section, subgroups_section, view_attention_section, bland_altman_section, echo_section,
+    settings_section,
 )
 
 

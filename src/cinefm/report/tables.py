@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+import yaml
 
 TASK_NAMES = {
     "hcm": "Hypertrophic cardiomyopathy",
@@ -216,6 +217,22 @@ def echo_comparison_display(df: pd.DataFrame) -> pd.DataFrame:
         "p (Wilcoxon)": df["p_value"].map(fmt_p),
         "Note": _text(df["note"]),
     })
+
+
+def setting_value(value) -> str:
+    """A config value as the YAML file would spell it (``null``, ``true``, ``[8, 10]``), or "not set"."""
+    from cinefm.config import ABSENT
+
+    if value is ABSENT:
+        return "(not set)"
+    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+
+
+def settings_display(rows: list[tuple[str, object, object]]) -> pd.DataFrame:
+    """One row per setting that differs from the method (:func:`cinefm.config.differences`)."""
+    return pd.DataFrame({"Setting": [k for k, _, _ in rows],
+                         "This run": [setting_value(v) for _, v, _ in rows],
+                         "The method (config/paper.yaml)": [setting_value(v) for _, _, v in rows]})
 
 
 def table_html(df: pd.DataFrame, float_digits: int = 3) -> str:
