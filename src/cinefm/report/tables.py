@@ -12,6 +12,8 @@ import math
 import pandas as pd
 import yaml
 
+from cinefm.config import ABSENT
+
 TASK_NAMES = {
     "hcm": "Hypertrophic cardiomyopathy",
     "dcm": "Dilated cardiomyopathy",
@@ -221,8 +223,6 @@ def echo_comparison_display(df: pd.DataFrame) -> pd.DataFrame:
 
 def setting_value(value) -> str:
     """A config value as the YAML file would spell it (``null``, ``true``, ``[8, 10]``), or "not set"."""
-    from cinefm.config import ABSENT
-
     if value is ABSENT:
         return "(not set)"
     return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
