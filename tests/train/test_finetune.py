@@ -282,6 +282,7 @@ def test_view_loss_labels_every_real_view_with_its_study_and_adds_to_the_study_l
                                                                        rel=1e-5)
     assert TaskSettings.from_config(toy_config(finetune={"disease": {"view_loss_weight": 0.25}})["finetune"],
                                     "classification").view_loss_weight == 0.25
+    config["finetune"]["disease"].pop("view_loss_weight", None)  # unset: the method's 0
     assert TaskSettings.from_config(config["finetune"], "classification").view_loss_weight == 0.0
 
 
