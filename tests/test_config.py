@@ -72,7 +72,7 @@ def test_differences_name_every_leaf_that_differs_or_is_set_on_one_side_only():
     from cinefm.config import ABSENT, differences, flatten
 
     assert flatten({"a": {"b": 1, "c": {}}, "d": [1, 2]}) == {"a.b": 1, "d": [1, 2]}
-    ours = {"a": {"b": 1, "c": 2, "e": None}, "extra": True}
+    ours = {"a": {"b": 1, "c": 2, "e": None}}
     reference = {"a": {"b": 1, "c": 3, "f": "x"}}
     assert differences(ours, reference) == [("a.c", 2, 3), ("a.e", None, ABSENT), ("a.f", ABSENT, "x")]
     assert differences(reference, reference) == []

@@ -79,11 +79,8 @@ ABSENT = object()  # a key one of two configurations does not set
 def differences(config: dict[str, Any], reference: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """``(key, value in config, value in reference)`` for every leaf where the two differ, by key.
 
-    Only the top-level sections of ``reference`` are compared (a run config's extra entries,
-    such as flags the workflow adds, are not settings of the method); a key that one side
-    does not set has :data:`ABSENT` on that side.
+    A key that one side does not set has :data:`ABSENT` on that side.
     """
-    ours = flatten({k: v for k, v in config.items() if k in reference})
-    theirs = flatten(reference)
+    ours, theirs = flatten(config), flatten(reference)
     return [(key, ours.get(key, ABSENT), theirs.get(key, ABSENT)) for key in sorted(ours.keys() | theirs.keys())
             if ours.get(key, ABSENT) != theirs.get(key, ABSENT)]

@@ -259,7 +259,8 @@ def settings_section(results: Path, config: dict) -> Section:
     except (OSError, yaml.YAMLError) as err:
         return Section("settings", title, f'<p class="missing">Could not read the method\'s defaults '
                        f"<code>{html.escape(str(PAPER_CONFIG))}</code>: {html.escape(str(err))}</p>")
-    rows = differences(config, paper)
+    # only the method's sections: entries the workflow adds to a run's config are not settings
+    rows = differences({k: v for k, v in config.items() if k in paper}, paper)
     n_compared = len(flatten(paper))
     lead = (f'<p class="lead">{len(rows)} settings of this run differ from the method\'s defaults '
             f"(<code>config/paper.yaml</code>, {n_compared} settings): site paths and resources, a recipe "

@@ -323,6 +323,9 @@ class FinetuneModule(L.LightningModule):
         super().__init__()
         if kind not in ("regression", "classification"):
             raise ValueError(f"kind must be 'regression' or 'classification', got {kind!r}")
+        if view_loss_weight < 0 or (view_loss_weight > 0 and kind != "classification"):
+            raise ValueError(f"view_loss_weight {view_loss_weight}: a per-view BCE needs kind 'classification' "
+                             "and a weight >= 0")
         video = dict(video, weights=None)
         self.save_hyperparameters({"video": video, "projection_dim": projection_dim, "mil_hidden": mil_hidden,
                                    "tasks": list(tasks), "kind": kind, "mode": mode, "lr": lr,
@@ -374,8 +377,8 @@ class FinetuneModule(L.LightningModule):
         out = self.model(batch["video"], batch["mask"])
         loss = self.loss(out.logits, batch["target"])
         n = len(batch["study_id"])
-        weight = float(self.hparams.get("view_loss_weight") or 0.0)
-        if weight > 0 and self.hparams.kind == "classification":
+        weight = self.hparams.view_loss_weight
+        if weight > 0:
             view_loss = self.view_loss(out.views, batch["mask"], batch["target"])
             self.log("train/view_loss", view_loss, batch_size=n, on_step=True, on_epoch=False)
             loss = loss + weight * view_loss

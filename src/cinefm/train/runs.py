@@ -32,6 +32,7 @@ from typing import Any
 import pandas as pd
 
 from cinefm.atomic import atomic_path, write_csv
+from cinefm.config import ABSENT, differences
 
 log = logging.getLogger(__name__)
 
@@ -129,14 +130,12 @@ def plain_data(value: Any) -> Any:
     return value
 
 
-def config_differences(old: Any, new: Any, prefix: str = "config") -> list[str]:
+def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "config") -> list[str]:
     """Keys whose values differ between two fingerprints, as ``config.a.b: old -> new``."""
-    if isinstance(old, Mapping) and isinstance(new, Mapping):
-        out: list[str] = []
-        for key in sorted(set(old) | set(new)):
-            out += config_differences(old.get(key, "<absent>"), new.get(key, "<absent>"), f"{prefix}.{key}")
-        return out
-    return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
+    def shown(value: Any) -> str:
+        return "'<absent>'" if value is ABSENT else repr(value)
+
+    return [f"{prefix}.{key}: {shown(a)} -> {shown(b)}" for key, a, b in differences(old, new)]
 
 
 def read_checkpoint_meta(path: Path) -> dict[str, Any]:
