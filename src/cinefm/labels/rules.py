@@ -1,9 +1,16 @@
-"""The ``rules`` backend: vocabulary matching with sentence-scoped NegEx cues.
+"""The ``rules`` backend: report sections, vocabulary matching and sentence-scoped NegEx cues.
+
+A report is first cut into lines that carry a *section* role and a *field*
+(:func:`report_segments`): header words before a colon ("IMPRESSION:", "Hx: ...",
+``sections`` of ``config/labels.yaml``) switch the section; any other header
+("Pericardium: small effusion", "RIGHT VENTRICLE:" on a line of its own) names the
+field of its line or block, and inside a disease's field its ``fields.values`` words
+are mentions of it ("effusion" under "Pericardium").
 
 NegEx (Chapman et al., J Biomed Inform 2001) adapted as in CheXpert's labeler
-(Irvin et al., AAAI 2019): each mention of a disease (synonym, abbreviation or
-pattern from ``config/labels.yaml``) is classified by the cues around it in its
-sentence:
+(Irvin et al., AAAI 2019): each mention of a disease (synonym, abbreviation,
+pattern or field value from ``config/labels.yaml``) is classified by the cues
+around it in its sentence:
 
 - a *pre* cue ends at most ``scope_words`` words before the mention, a *post* cue
   starts at most ``scope_words`` words after it, with no termination cue between;
@@ -14,8 +21,20 @@ sentence:
 - typos: before matching, a long word one edit away from a vocabulary word is read
   as that word (:class:`TypoCorrector`).
 
-Mentions then combine per study (:func:`cinefm.labels.answers.combine`):
-any affirmed -> 1; else any hedged -> unknown; else 0.
+Then, per mention: an amount of the disease's ``quantity`` list in scope ("trace",
+"physiological") makes it absent; in the indication section only a mention after a
+``known`` cue counts ("known HCM"; "?HCM", "evaluation for HCM" are the question); in
+the history section hedged mentions are dropped (the referrer's doubt).
+
+Mentions then combine per study (:func:`cinefm.labels.answers.combine`): any affirmed
+-> 1; else any hedged -> unknown; else 0 — over the impression alone when it mentions
+the disease and ``sections.impression_overrides`` is set (the conclusion revises the
+findings), else over every section.
+
+Measured against medspaCy's ConText (Eyre et al., AMIA 2021; Harkema et al., J Biomed
+Inform 2009) and negspacy on the hand-labelled reports of
+``tests/labels/data/cmr_reports.txt``: ``benchmarks/labels.py`` (results in
+``benchmarks/README.md``).
 """
 
 from __future__ import annotations
@@ -24,11 +43,14 @@ import bisect
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from cinefm.labels.answers import Answer, combine
-from cinefm.labels.vocabulary import Disease, LabelVocabulary
+from cinefm.labels.vocabulary import Disease, LabelVocabulary, Sections
 
 _WORD_RE = re.compile(r"\w+")
+# "Header: value" or "- Header: value": a section or field name of a report line.
+_FIELD_RE = re.compile(r"^\s*(?:[-*\u2022]\s*)?([A-Za-z][A-Za-z0-9 /&()'-]{0,40}?)\s*:\s*(.*)$")
 
 
 @dataclass(frozen=True)
@@ -56,6 +78,112 @@ def _union(phrases: Sequence[str], raw: Sequence[str] = ()) -> str:
     other = [_phrase_regex(p) for p in ordered if not re.match(r"\w", p.strip())]
     alts = ([r"(?<!\w)(?:" + "|".join(words) + ")"] if words else []) + other
     return "(?:" + "|".join(alts) + ")"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One line of a report (or its value after a section header) with its section role and field."""
+
+    text: str
+    section: str  # indication | history | findings | impression
+    field: str | None  # normalized field name ("pericardium"), or None
+
+
+def report_segments(text: str, sections: Sections) -> list[Segment]:
+    """Cut ``text`` into lines with their section role and field (see the module docstring).
+
+    Lines before any section header are findings. An indication or history header with
+    text after it covers its own line; on a line of its own it covers the lines below up
+    to a blank line or the next header. Findings and impression run to the next header.
+    A blank line ends a field block (a field header on a line of its own).
+    """
+    roles = {_normalize(h): role for role in ("findings", "indication", "history", "impression")
+             for h in getattr(sections, role)}
+    section, block, out = "findings", None, []
+    for line in (text or "").splitlines():
+        if not line.strip():
+            block = None
+            if section in ("indication", "history"):
+                section = "findings"
+            continue
+        m = _FIELD_RE.match(line)
+        if m is None:
+            out.append(Segment(line, section, block))
+            continue
+        name, rest = _normalize(m[1]), m[2]
+        if name in roles:
+            role, block = roles[name], None
+            if rest.strip():
+                out.append(Segment(rest, role, None))
+            # "Indication: ..." on one line covers that line; a header on its own line
+            # covers the block below it. Findings and impression run to the next header.
+            if not rest.strip() or role not in ("indication", "history"):
+                section = role
+            elif section in ("indication", "history"):
+                section = "findings"
+        elif not rest.strip():
+            block = name
+        else:
+            out.append(Segment(line, section, name))
+    return out
+
+
+class CueFinder:
+    """Cue phrases by kind, found in a sentence and scoped to a mention (NegEx windows).
+
+    ``phrases``: ``{phrase: {(kind, "pre"|"post"), ...}}``. Overlapping cues: the longest
+    at the leftmost position wins (so pseudo cues shadow the cues they contain).
+    """
+
+    def __init__(self, phrases: dict[str, set[tuple[str, str]]], termination: Sequence[str], scope_words: int) -> None:
+        kinds: dict[str, set[tuple[str, str]]] = {}
+        for p, k in phrases.items():
+            kinds.setdefault(_normalize(p), set()).update(k)
+        self._kinds = {k: frozenset(v) for k, v in kinds.items()}
+        # A lookahead finds cues at every position, also overlapping ones (": no" and
+        # "no evidence of"); cues inside a longer cue are dropped in find().
+        self._cue_re = re.compile("(?=(" + _union(list(kinds)) + "))", re.IGNORECASE) if kinds else None
+        self._term_re = re.compile(_union(termination), re.IGNORECASE) if termination else None
+        self.scope_words = scope_words
+
+    def find(self, s: str) -> tuple[list[_Cue], list[int], list[int]]:
+        """Cues (longest first at each position, none inside another), termination and word starts."""
+        cues: list[_Cue] = []
+        reach = -1
+        for m in self._cue_re.finditer(s) if self._cue_re else ():
+            start, end = m.span(1)
+            if end <= reach:
+                continue
+            reach = end
+            cues.append(_Cue(start, end, m[1], self._kinds.get(_normalize(m[1]), frozenset())))
+        terms = [m.start() for m in self._term_re.finditer(s)] if self._term_re else []
+        return cues, terms, [m.start() for m in _WORD_RE.finditer(s)]
+
+    def hits(self, start: int, end: int, found: tuple[list[_Cue], list[int], list[int]]) -> dict[str, str]:
+        """``{kind: cue text}`` of the cues whose scope reaches the mention ``[start, end)``."""
+        cues, terms, words = found
+
+        def n_words(a: int, b: int) -> int:
+            return bisect.bisect_left(words, b) - bisect.bisect_left(words, a)
+
+        def blocked(a: int, b: int) -> bool:
+            return any(a <= t < b for t in terms)
+
+        hits: dict[str, str] = {}
+        for cue in cues:
+            inside = start <= cue.start < end or cue.start < start < cue.end
+            for kind, side in cue.kinds:
+                if inside:  # "RV not dilated": a cue within the mention, whichever side it is for
+                    ok = True
+                elif side == "pre" and cue.start < start:
+                    ok = n_words(cue.end, start) <= self.scope_words and not blocked(cue.end, start)
+                elif side == "post" and cue.start >= start:
+                    ok = n_words(end, cue.start) <= self.scope_words and not blocked(end, cue.start)
+                else:
+                    ok = False
+                if ok:
+                    hits.setdefault(kind, cue.text)
+        return hits
 
 
 def _mention_regex(d: Disease) -> re.Pattern:
@@ -131,98 +259,152 @@ def _one_edit(a: str, b: str) -> bool:
     return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
 
 
+class NegExEngine:
+    """Our NegEx cue classifier: ``classify(sentence, spans) -> [Answer per span]``.
+
+    Cue kinds rank ignore (family history, "evaluate for") > uncertainty > negation;
+    ``pseudo`` cues only shield the words they contain.
+    """
+
+    name = "negex"
+
+    def __init__(self, vocab: LabelVocabulary) -> None:
+        c = vocab.cues
+        phrases: dict[str, set[tuple[str, str]]] = {}
+        for group, kind, side in [
+            (c.negation_pre, "negation", "pre"), (c.negation_post, "negation", "post"),
+            (c.uncertainty_pre, "uncertainty", "pre"), (c.uncertainty_post, "uncertainty", "post"),
+            (c.pseudo, "pseudo", "pre"), (c.ignore, "ignore", "pre"),
+        ]:
+            for p in group:
+                phrases.setdefault(p, set()).add((kind, side))
+        self.cues = CueFinder(phrases, c.termination, vocab.scope_words)
+
+    def classify(self, sentence: str, spans: Sequence[tuple[int, int]]) -> list[Answer]:
+        found = self.cues.find(sentence)
+        out = []
+        for start, end in spans:
+            hits = self.cues.hits(start, end, found)
+            if "ignore" in hits:
+                out.append(Answer(0, f"not about this patient ({hits['ignore']!r})"))
+            elif "uncertainty" in hits:
+                out.append(Answer(None, f"hedged ({hits['uncertainty']!r})"))
+            elif "negation" in hits:
+                out.append(Answer(0, f"negated ({hits['negation']!r})"))
+            else:
+                out.append(Answer(1))
+        return out
+
+
+class CueEngine(Protocol):
+    """What :class:`RuleLabeler` needs from a cue classifier (ours, or a library's)."""
+
+    name: str
+
+    def classify(self, sentence: str, spans: Sequence[tuple[int, int]]) -> list[Answer]: ...
+
+
 class RuleLabeler:
-    """Label report text for every disease of ``vocab`` (see the module docstring)."""
+    """Label report text for every disease of ``vocab`` (see the module docstring).
+
+    ``engine`` classifies each mention by the cues of its sentence (default
+    :class:`NegExEngine`); ``sections=False`` reads every line as findings (the
+    labeler before section awareness, kept to measure what sections add).
+    """
 
     name = "rules"
-    model = "negex"
 
-    def __init__(self, vocab: LabelVocabulary, splitter: Callable[[str], list[str]] | None = None) -> None:
+    def __init__(self, vocab: LabelVocabulary, splitter: Callable[[str], list[str]] | None = None,
+                 engine: CueEngine | None = None, sections: bool = True) -> None:
         if splitter is None:
             from cinefm.text.sentences import SentenceSplitter
 
             splitter = SentenceSplitter()
         self.vocab = vocab
         self.splitter = splitter
+        self.engine = engine or NegExEngine(vocab)
+        self.use_sections = sections
+        self.model = self.engine.name + ("+sections" if sections else "")
+        self.cue_set = vocab.cue_set
         self._mentions = {d.key: _mention_regex(d) for d in vocab.diseases}
-        c = vocab.cues
-        phrases = [p for d in vocab.diseases for p in d.synonyms] + [
+        self._fields: dict[str, list[tuple[str, re.Pattern]]] = {}
+        for d in vocab.diseases:
+            if d.field_values:
+                rx = re.compile(_union([], [rf"(?:{p})(?!\w)" for p in d.field_values]), re.IGNORECASE)
+                for name in d.field_names:
+                    self._fields.setdefault(_normalize(name), []).append((d.key, rx))
+        c, s = vocab.cues, vocab.sections
+        # Amounts read as normal (per disease) and the indication's "known" cues share one
+        # finder with the pseudo cues, which shield them ("more than physiological").
+        extra: dict[str, set[tuple[str, str]]] = {}
+        for d in vocab.diseases:
+            for p in d.quantity:
+                extra.setdefault(p, set()).update({(f"quantity:{d.key}", "pre"), (f"quantity:{d.key}", "post")})
+        for p in s.known:
+            extra.setdefault(p, set()).add(("known", "pre"))
+        for p in c.pseudo:
+            extra.setdefault(p, set()).add(("pseudo", "pre"))
+        self._extra = CueFinder(extra, c.termination, vocab.scope_words)
+        phrases = [p for d in vocab.diseases for p in (*d.synonyms, *d.quantity)] + [
             p for group in (c.negation_pre, c.negation_post, c.uncertainty_pre, c.uncertainty_post,
-                            c.pseudo, c.ignore) for p in group]
+                            c.pseudo, c.ignore, s.known) for p in group]
         self._typos = TypoCorrector({w.lower() for p in phrases for w in re.findall(r"[A-Za-z]+", p)},
                                     vocab.typo_min_length)
-        kinds: dict[str, set[tuple[str, str]]] = {}
-        for phrases, kind, side in [
-            (c.negation_pre, "negation", "pre"), (c.negation_post, "negation", "post"),
-            (c.uncertainty_pre, "uncertainty", "pre"), (c.uncertainty_post, "uncertainty", "post"),
-            (c.pseudo, "pseudo", "pre"), (c.ignore, "ignore", "pre"),
-        ]:
-            for p in phrases:
-                kinds.setdefault(_normalize(p), set()).add((kind, side))
-        self._cue_kinds = {k: frozenset(v) for k, v in kinds.items()}
-        # A lookahead finds cues at every position, also overlapping ones (": no" and
-        # "no evidence of"); cues inside a longer cue are dropped in _find_cues.
-        self._cue_re = re.compile("(?=(" + _union(list(kinds)) + "))", re.IGNORECASE)
-        self._term_re = re.compile(_union(c.termination), re.IGNORECASE)
 
     def label(self, texts: Sequence[str]) -> list[dict[str, Answer]]:
         """One ``{disease: Answer}`` per report text."""
         return [self.label_text(t) for t in texts]
 
+    def mentions(self, text: str) -> list[tuple[str, str, str, Answer]]:
+        """Every counted mention: ``(disease, section, sentence, Answer)`` (for inspection)."""
+        out: list[tuple[str, str, str, Answer]] = []
+        segments = (report_segments(text, self.vocab.sections) if self.use_sections
+                    else [Segment(line, "findings", None) for line in (text or "").splitlines()])
+        for seg in segments:
+            for sentence in self.splitter(seg.text):
+                s = self._typos(sentence)
+                for key, answer in self._label_sentence(s, seg):
+                    out.append((key, seg.section, s, answer))
+        return out
+
     def label_text(self, text: str) -> dict[str, Answer]:
         """``{disease: Answer}`` for one report."""
         found: dict[str, list[Answer]] = {k: [] for k in self._mentions}
-        for sentence in self.splitter(text):
-            self._label_sentence(self._typos(sentence), found)
-        return {k: combine(v) for k, v in found.items()}
+        concluded: dict[str, list[Answer]] = {k: [] for k in self._mentions}
+        for key, section, _, answer in self.mentions(text):
+            found[key].append(answer)
+            if section == "impression":
+                concluded[key].append(answer)
+        overrides = self.use_sections and self.vocab.sections.impression_overrides
+        return {k: combine(concluded[k] if overrides and concluded[k] else v) for k, v in found.items()}
 
-    def _label_sentence(self, s: str, found: dict[str, list[Answer]]) -> None:
-        mentions = [(k, m) for k, rx in self._mentions.items() for m in rx.finditer(s)]
-        if not mentions:
-            return
-        cues = self._find_cues(s)
-        terms = [m.start() for m in self._term_re.finditer(s)]
-        words = [m.start() for m in _WORD_RE.finditer(s)]
-        for key, m in mentions:
-            found[key].append(self._classify(m.start(), m.end(), cues, terms, words))
-
-    def _find_cues(self, s: str) -> list[_Cue]:
-        """Cues in ``s``, longest first at each position, none inside another."""
-        cues: list[_Cue] = []
-        reach = -1
-        for m in self._cue_re.finditer(s):
-            start, end = m.span(1)
-            if end <= reach:
+    def _spans(self, s: str, field: str | None) -> list[tuple[str, int, int]]:
+        """``(disease, start, end)`` of the mentions in ``s``, none inside another of its disease."""
+        raw = [(k, m.start(), m.end()) for k, rx in self._mentions.items() for m in rx.finditer(s)]
+        for key, rx in self._fields.get(field or "", ()):
+            raw += [(key, m.start(), m.end()) for m in rx.finditer(s)]
+        raw.sort(key=lambda x: (x[0], x[1], -x[2]))
+        out: list[tuple[str, int, int]] = []
+        for key, a, b in raw:
+            if out and out[-1][0] == key and a < out[-1][2]:
                 continue
-            reach = end
-            cues.append(_Cue(start, end, m[1], self._cue_kinds.get(_normalize(m[1]), frozenset())))
-        return cues
+            out.append((key, a, b))
+        return out
 
-    def _classify(self, start: int, end: int, cues: list[_Cue], terms: list[int], words: list[int]) -> Answer:
-        def n_words(a: int, b: int) -> int:
-            return bisect.bisect_left(words, b) - bisect.bisect_left(words, a)
-
-        def blocked(a: int, b: int) -> bool:
-            return any(a <= t < b for t in terms)
-
-        hits: dict[str, str] = {}
-        for cue in cues:
-            inside = start <= cue.start < end or cue.start < start < cue.end
-            for kind, side in cue.kinds:
-                if side == "pre" and cue.start < start:
-                    ok = inside or (n_words(cue.end, start) <= self.vocab.scope_words
-                                    and not blocked(cue.end, start))
-                elif side == "post" and cue.start >= start:
-                    ok = inside or (n_words(end, cue.start) <= self.vocab.scope_words
-                                    and not blocked(end, cue.start))
-                else:
-                    ok = False
-                if ok:
-                    hits.setdefault(kind, cue.text)
-        if "ignore" in hits:
-            return Answer(0, f"not about this patient ({hits['ignore']!r})")
-        if "uncertainty" in hits:
-            return Answer(None, f"hedged ({hits['uncertainty']!r})")
-        if "negation" in hits:
-            return Answer(0, f"negated ({hits['negation']!r})")
-        return Answer(1)
+    def _label_sentence(self, s: str, seg: Segment) -> list[tuple[str, Answer]]:
+        spans = self._spans(s, seg.field)
+        if not spans:
+            return []
+        answers = self.engine.classify(s, [(a, b) for _, a, b in spans])
+        extra = self._extra.find(s)
+        out = []
+        for (key, a, b), answer in zip(spans, answers, strict=True):
+            hits = self._extra.hits(a, b, extra)
+            if answer.value != 0 and f"quantity:{key}" in hits:  # also "a trace ... cannot be excluded"
+                answer = Answer(0, f"normal amount ({hits[f'quantity:{key}']!r})")
+            if self.use_sections and seg.section == "indication" and not (answer.value == 1 and "known" in hits):
+                continue  # the referral question, not a finding
+            if self.use_sections and seg.section == "history" and answer.value is None:
+                continue  # the referrer's doubt
+            out.append((key, answer))
+        return out

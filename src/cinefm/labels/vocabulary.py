@@ -1,4 +1,4 @@
-"""``config/labels.yaml`` as typed records: diseases, NegEx cues and LLM prompt templates.
+"""``config/labels.yaml`` as typed records: diseases, NegEx cues, sections and LLM prompts.
 
 The file is documented where it lives; this module only reads and checks it, so that
 a typo in a key fails at start-up with the file and key named, not mid-run.
@@ -6,6 +6,7 @@ a typo in a key fails at start-up with the file and key named, not mid-run.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ class Disease:
     synonyms: tuple[str, ...]
     abbreviations: tuple[str, ...]
     patterns: tuple[str, ...]
+    field_names: tuple[str, ...] = ()  # "Pericardium" in "Pericardium: small effusion"
+    field_values: tuple[str, ...] = ()  # regexes that mean the disease inside such a field
+    quantity: tuple[str, ...] = ()  # amounts read as normal ("trace", "physiological")
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,18 @@ class Cues:
     pseudo: tuple[str, ...]
     ignore: tuple[str, ...]
     termination: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Sections:
+    """Header words of report sections by role, and how each role's mentions count."""
+
+    indication: tuple[str, ...] = ()
+    history: tuple[str, ...] = ()
+    impression: tuple[str, ...] = ()
+    findings: tuple[str, ...] = ()
+    known: tuple[str, ...] = ()
+    impression_overrides: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,13 @@ class LabelVocabulary:
     cues: Cues
     prompts: Prompts
     source: str
+    sections: Sections = Sections()
+    digest: str = ""  # sha256 of the file: which cue set produced the labels
+
+    @property
+    def cue_set(self) -> str:
+        """``labels.yaml@<first 12 hex digits of its sha256>``, recorded beside the labels."""
+        return f"{Path(self.source).name}@{self.digest[:12]}"
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -90,7 +113,8 @@ def load_vocabulary(path: str | os.PathLike, diseases: Sequence[str]) -> LabelVo
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config.labels.vocabulary: file not found: {path}")
-    doc = yaml.safe_load(path.read_text()) or {}
+    raw = path.read_bytes()
+    doc = yaml.safe_load(raw) or {}
     where = str(path)
     table = _require(doc, "diseases", where)
     missing = [k for k in diseases if k not in table]
@@ -99,20 +123,36 @@ def load_vocabulary(path: str | os.PathLike, diseases: Sequence[str]) -> LabelVo
             f"{where}: diseases {', '.join(missing)} (config labels.diseases) have no entry; "
             f"add them under 'diseases:' (known: {', '.join(table)})"
         )
+    quantity = doc.get("quantity") or {}
+    if not isinstance(quantity, dict) or set(quantity) - set(table):
+        raise ConfigError(f"{where}: quantity: expected a mapping of disease keys to word lists; "
+                          f"unknown keys {sorted(set(quantity) - set(table)) if isinstance(quantity, dict) else quantity}")
     out = []
     for key in diseases:
         entry, w = table[key], f"{where}: diseases.{key}"
         name = _require(entry, "name", w)
+        fields = entry.get("fields") or {}
         out.append(Disease(
             key=key, name=name, definition=entry.get("definition") or name,
             synonyms=_strs(entry, "synonyms", w), abbreviations=_strs(entry, "abbreviations", w),
             patterns=_strs(entry, "patterns", w),
+            field_names=_strs(fields, "names", f"{w}.fields"), field_values=_strs(fields, "values", f"{w}.fields"),
+            quantity=_strs(quantity, key, f"{where}: quantity"),
         ))
+        if bool(out[-1].field_names) != bool(out[-1].field_values):
+            raise ConfigError(f"{w}.fields: needs both 'names' and 'values'")
         if not (out[-1].synonyms or out[-1].abbreviations or out[-1].patterns):
             raise ConfigError(f"{w}: no synonyms, abbreviations or patterns — the disease could never match")
     cues = _require(doc, "cues", where)
     neg, unc = _require(cues, "negation", f"{where}: cues"), _require(cues, "uncertainty", f"{where}: cues")
     w = f"{where}: cues"
+    sec = doc.get("sections") or {}
+    ws = f"{where}: sections"
+    sections = Sections(
+        indication=_strs(sec, "indication", ws), history=_strs(sec, "history", ws),
+        impression=_strs(sec, "impression", ws), findings=_strs(sec, "findings", ws), known=_strs(sec, "known", ws),
+        impression_overrides=bool(sec.get("impression_overrides", False)),
+    )
     llm = _require(doc, "llm", where)
     values = _require(llm, "answer_values", f"{where}: llm")
     return LabelVocabulary(
@@ -134,4 +174,6 @@ def load_vocabulary(path: str | os.PathLike, diseases: Sequence[str]) -> LabelVo
             answer_values={str(k): (None if v is None else int(v)) for k, v in values.items()},
         ),
         source=where,
+        sections=sections,
+        digest=hashlib.sha256(raw).hexdigest(),
     )

@@ -1,0 +1,153 @@
+"""The rules backend on real clinical phrasing: one test per phrasing family of issue 25."""
+
+from dataclasses import replace
+
+import pytest
+
+from cinefm.labels.rules import RuleLabeler, report_segments
+
+
+@pytest.fixture(scope="module")
+def rules(vocab):
+    return RuleLabeler(vocab)
+
+
+def _labels(rules, text):
+    return {k: a.value for k, a in rules.label_text(text).items()}
+
+
+def _check(rules, text, expected):
+    got = _labels(rules, text)
+    assert {k: got[k] for k in expected} == expected, text
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Pericardium: small effusion (6 mm), no thickening.", {"pericardial_effusion": 1}),
+    ("Pericardium: normal, no effusion.", {"pericardial_effusion": 0}),
+    ("Pericardium: no pericardial effusion or thickening.", {"pericardial_effusion": 0}),
+    ("PERICARDIUM: Normal. No effusion.", {"pericardial_effusion": 0}),
+    ("Pericardial effusion: none.\nPleural effusion: small, right.", {"pericardial_effusion": 0}),
+    ("Pleura: bilateral effusions.\nPericardium: normal.", {"pericardial_effusion": 0}),
+    ("RIGHT VENTRICLE: Dilated (RVEDVi 128 ml/m2), mildly reduced function (RVEF 44%).", {"rv_dilation": 1}),
+    ("RV: proportionately enlarged, EDVi 120 ml/m2, normal function.", {"rv_dilation": 1}),
+    ("Right ventricle: Not dilated. Normal systolic function.", {"rv_dilation": 0}),
+    ("Right ventricle: normal size and function.", {"rv_dilation": 0}),
+    ("RIGHT VENTRICLE:\nNormal systolic function.\nDilated, RVEDVi 140 ml/m2.", {"rv_dilation": 1}),
+    ("RIGHT VENTRICLE:\nNormal.\n\nAorta: dilated root.", {"rv_dilation": 0}),
+    ("Late enhancement: subendocardial LGE of the lateral wall, consistent with infarction.", {"prior_mi": 1}),
+    ("Amyloid: no evidence.\nHCM: no.", {"amyloidosis": 0, "hcm": 0}),
+    ("Hypertrophic cardiomyopathy: yes, septal, 19 mm.", {"hcm": 1}),
+])
+def test_field_value_structured_reports(rules, text, expected):
+    _check(rules, text, expected)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Indication: evaluation for HCM.\nFindings: normal wall thickness.", {"hcm": 0}),
+    ("Indication: ?cardiac amyloid.\nFindings: normal T1 and ECV.", {"amyloidosis": 0}),
+    ("Clinical question: HCM or amyloid?\nNormal wall thickness.", {"hcm": 0, "amyloidosis": 0}),
+    ("Reason for referral: suspected dilated cardiomyopathy.\nNormal LV size.", {"dcm": 0}),
+    ("Indication: Known HCM, assess LVOT obstruction.", {"hcm": 1}),
+    ("INDICATION: CAD, prior STEMI treated with PCI.", {"prior_mi": 1}),
+    ("Hx: HOCM, post septal ablation.", {"hcm": 1}),
+    ("History: possible DCM on echo.\nLV normal size and function.", {"dcm": 0}),
+    ("Clinical history: hypertension, ?HCM.\nImpression: Not typical of HCM.", {"hcm": 0}),
+    ("Referral: query RV dilatation.\nThe RV is dilated (RVEDVi 140 ml/m2).", {"rv_dilation": 1}),
+    ("INDICATION:\nSuspected pericardial effusion.\n\nSmall pleural effusion only.", {"pericardial_effusion": 0}),
+    ("Findings: possible HCM phenotype.\nImpression: Hypertrophic cardiomyopathy.", {"hcm": 1}),
+    ("Findings: Borderline RV dilatation.\nConclusion: The right ventricle is not dilated.", {"rv_dilation": 0}),
+])
+def test_sections(rules, text, expected):
+    _check(rules, text, expected)
+
+
+def test_impression_overrides_the_findings_only_when_configured(vocab):
+    text = "Findings: Borderline RV dilatation.\nConclusion: The right ventricle is not dilated."
+    without = RuleLabeler(replace(vocab, sections=replace(vocab.sections, impression_overrides=False)))
+    assert _labels(without, text)["rv_dilation"] is None
+    assert _labels(RuleLabeler(vocab), text)["rv_dilation"] == 0
+
+
+def test_report_segments_roles_and_fields(vocab):
+    segs = report_segments("CMR.\nIndication: ?HCM.\nLV: normal.\nIMPRESSION:\n1. HCM.\n2. No effusion.",
+                           vocab.sections)
+    assert [(s.section, s.field) for s in segs] == [
+        ("findings", None), ("indication", None), ("findings", "lv"), ("impression", None), ("impression", None)]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Trace pericardial effusion.", 0),
+    ("Trivial pericardial effusion, physiological.", 0),
+    ("Small pericardial fluid, physiological.", 0),
+    ("Only a trivial amount of pericardial fluid is present, within normal limits.", 0),
+    ("Pericardium: trace effusion (physiological).", 0),
+    ("Pericardium: physiological amount of fluid.", 0),
+    ("A trace pericardial effusion cannot be excluded.", 0),
+    ("Small pericardial effusion (5 mm).", 1),
+    ("Moderate circumferential pericardial effusion.", 1),
+    ("A small amount of pericardial fluid (7 mm), more than physiological.", 1),
+])
+def test_quantity_qualifiers(rules, text, expected):
+    assert _labels(rules, text)["pericardial_effusion"] == expected
+
+
+def test_quantity_qualifiers_are_configurable_per_disease(vocab):
+    plain = RuleLabeler(replace(vocab, diseases=tuple(replace(d, quantity=()) for d in vocab.diseases)))
+    assert _labels(plain, "Trace pericardial effusion.")["pericardial_effusion"] == 1
+    assert _labels(RuleLabeler(vocab), "Trace pericardial effusion.")["pericardial_effusion"] == 0
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Both ventricles are dilated with severe global hypokinesia.", {"rv_dilation": 1}),
+    ("The left and right ventricles are mildly dilated.", {"rv_dilation": 1}),
+    ("Right atrium and ventricle dilated.", {"rv_dilation": 1}),
+    ("Biventricular dilatation and severe systolic impairment.", {"rv_dilation": 1}),
+    ("Left and right ventricles normal in size and systolic function.", {"rv_dilation": 0}),
+    ("There is no evidence of left or right ventricular dilatation.", {"rv_dilation": 0}),
+    ("Small pericardial and bilateral pleural effusions.", {"pericardial_effusion": 1}),
+    ("HCM and amyloidosis were excluded.", {"hcm": 0, "amyloidosis": 0}),
+    ("Neither HCM nor amyloidosis.", {"hcm": 0, "amyloidosis": 0}),
+    ("No evidence of HCM, DCM or cardiac amyloid.", {"hcm": 0, "dcm": 0, "amyloidosis": 0}),
+])
+def test_shared_findings(rules, text, expected):
+    _check(rules, text, expected)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Cardiac amyloidosis was ruled out.", {"amyloidosis": 0}),
+    ("Recurrent pericardial effusion has been excluded.", {"pericardial_effusion": 0}),
+    ("Hypertrophic cardiomyopathy is excluded.", {"hcm": 0}),
+    ("DCM, infarction and infiltrative disease excluded.", {"dcm": 0, "prior_mi": 0}),
+    ("A pericardial effusion is not present.", {"pericardial_effusion": 0}),
+    ("HCM is considered unlikely.", {"hcm": 0}),
+    ("HCM cannot be excluded.", {"hcm": None}),
+    ("A small infarct is not excluded.", {"prior_mi": None}),
+])
+def test_negation_after_the_finding(rules, text, expected):
+    _check(rules, text, expected)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Mild concentric LVH, not typical of hypertrophic cardiomyopathy.", {"hcm": 0}),
+    ("The pattern is not in keeping with myocardial infarction.", {"prior_mi": 0}),
+    ("The LGE pattern is not consistent with amyloidosis.", {"amyloidosis": 0}),
+    ("Ischaemic cardiomyopathy. Not in keeping with dilated cardiomyopathy.", {"dcm": 0}),
+    ("These findings are suggestive of, but not diagnostic for, HCM.", {"hcm": None}),
+])
+def test_not_typical_of(rules, text, expected):
+    _check(rules, text, expected)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("No change in the known pericardial effusion.", {"pericardial_effusion": 1}),
+    ("HCM with no obstruction.", {"hcm": 1}),
+    ("Hypertrophic cardiomyopathy without LVOT obstruction.", {"hcm": 1}),
+    ("Hypertrophic cardiomyopathy is not obstructive.", {"hcm": 1}),
+    ("Dilated cardiomyopathy, no LV thrombus.", {"dcm": 1}),
+    ("Cardiac amyloidosis; no pericardial effusion.", {"amyloidosis": 1, "pericardial_effusion": 0}),
+    ("Old inferior MI, no inducible ischaemia.", {"prior_mi": 1}),
+    ("Infiltrative cardiomyopathy, most likely cardiac amyloidosis.", {"amyloidosis": 1}),
+    ("The RV is not dilated but the RA is.", {"rv_dilation": 0}),
+])
+def test_look_alikes_that_stay_positive_or_negative(rules, text, expected):
+    _check(rules, text, expected)
