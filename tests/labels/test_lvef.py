@@ -19,6 +19,10 @@ from cinefm.labels.lvef import parse_lvef
     ("RVEF 45%, LVEF 30%", 30.0),
     ("RV ejection fraction 45 %. Left ventricular ejection fraction 28%.", 28.0),
     ("LVEF 35 % (previously 50 %)", 35.0),
+    ("Indication: heart failure, LVEF 30% on echo.\nFindings: LVEF 31%.", 31.0),
+    ("Evaluation (previous EF 40% on echo). LV: normal size, EF 55%.", 55.0),
+    ("Prior LVEF 45%, now LVEF 50%.", 50.0),
+    ("Referred with LVEF 30% on echo.", 30.0),  # the only value stated
     ("LVEF could not be calculated. LVEDV 150 ml", None),
     ("RVEF 52%.", None),
     ("Maximal wall thickness 19 mm.", None),

@@ -3,7 +3,9 @@
 Deterministic for every backend: the LVEF column of ``labels.csv`` is what the text
 says, never a model's guess. Right-ventricular values (RVEF, "RV ejection fraction")
 are skipped; a typo in "ejection fraction" is tolerated; a range ("50-55 %") gives its midpoint; a fraction ("EF 0.55") is read
-as percent; the first LV statement wins ("LVEF 35 % (previously 50 %)" -> 35).
+as percent; the first LV statement wins ("LVEF 35 % (previously 50 %)" -> 35), except that
+a value the report attributes to another study ("LVEF 30% on echo", "previous EF 40%")
+counts only when the report states no other.
 """
 
 from __future__ import annotations
@@ -30,14 +32,25 @@ _LVEF_RE = re.compile(
 )
 
 
+# Another study's value: "previous EF 40%", "prior LVEF 45%" / "LVEF 30% on echo".
+_OTHER_BEFORE_RE = re.compile(r"\b(?:previous(?:ly)?|prior|old|baseline)\s*[:(]?\s*$", re.IGNORECASE)
+_OTHER_AFTER_RE = re.compile(r"^\s*(?:on|by|at|from)\s+(?:the\s+)?(?:echo\w*|TTE|TOE|CT|SPECT|MUGA|angio\w*|"
+                             r"ventriculograph\w*|previous|prior)\b", re.IGNORECASE)
+
+
 def parse_lvef(text: str) -> float | None:
     """The first left-ventricular EF stated in ``text``, in percent (one decimal), or None."""
-    for m in _LVEF_RE.finditer(text or ""):
+    text = text or ""
+    other = None
+    for m in _LVEF_RE.finditer(text):
         low = float(m[1])
         high = float(m[2]) if m[2] else low
         value = (low + high) / 2
         if value < 1 and "." in m[1] and not m[3]:
             value *= 100
         if 1 <= value <= 95:
+            if _OTHER_BEFORE_RE.search(text[max(0, m.start() - 20):m.start()]) or _OTHER_AFTER_RE.match(text[m.end():]):
+                other = other if other is not None else round(value, 1)
+                continue
             return round(value, 1)
-    return None
+    return other

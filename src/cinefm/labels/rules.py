@@ -327,6 +327,8 @@ class RuleLabeler:
         self.model = self.engine.name + ("+sections" if sections else "")
         self.cue_set = vocab.cue_set
         self._mentions = {d.key: _mention_regex(d) for d in vocab.diseases}
+        self._look_alikes = {d.key: re.compile(_union(d.look_alikes), re.IGNORECASE)
+                             for d in vocab.diseases if d.look_alikes}
         self._fields: dict[str, list[tuple[str, re.Pattern]]] = {}
         for d in vocab.diseases:
             if d.field_values:
@@ -383,6 +385,9 @@ class RuleLabeler:
         raw = [(k, m.start(), m.end()) for k, rx in self._mentions.items() for m in rx.finditer(s)]
         for key, rx in self._fields.get(field or "", ()):
             raw += [(key, m.start(), m.end()) for m in rx.finditer(s)]
+        for key, rx in self._look_alikes.items():
+            for m in rx.finditer(s):
+                raw = [r for r in raw if not (r[0] == key and m.start() <= r[1] and r[2] <= m.end())]
         raw.sort(key=lambda x: (x[0], x[1], -x[2]))
         out: list[tuple[str, int, int]] = []
         for key, a, b in raw:

@@ -31,6 +31,7 @@ class Disease:
     field_names: tuple[str, ...] = ()  # "Pericardium" in "Pericardium: small effusion"
     field_values: tuple[str, ...] = ()  # regexes that mean the disease inside such a field
     quantity: tuple[str, ...] = ()  # amounts read as normal ("trace", "physiological")
+    look_alikes: tuple[str, ...] = ()  # phrases containing a mention that are not the disease
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ def load_vocabulary(path: str | os.PathLike, diseases: Sequence[str]) -> LabelVo
             patterns=_strs(entry, "patterns", w),
             field_names=_strs(fields, "names", f"{w}.fields"), field_values=_strs(fields, "values", f"{w}.fields"),
             quantity=_strs(quantity, key, f"{where}: quantity"),
+            look_alikes=_strs(entry, "look_alikes", w),
         ))
         if bool(out[-1].field_names) != bool(out[-1].field_values):
             raise ConfigError(f"{w}.fields: needs both 'names' and 'values'")
