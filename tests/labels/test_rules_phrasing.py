@@ -105,6 +105,8 @@ def test_quantity_qualifiers_are_configurable_per_disease(vocab):
     ("Left and right ventricles normal in size and systolic function.", {"rv_dilation": 0}),
     ("There is no evidence of left or right ventricular dilatation.", {"rv_dilation": 0}),
     ("Small pericardial and bilateral pleural effusions.", {"pericardial_effusion": 1}),
+    ("Pleura: small left effusion.", {"pericardial_effusion": 0}),
+    ("Dilated right heart (RVEDVi 140 ml/m2).", {"rv_dilation": 1}),
     ("HCM and amyloidosis were excluded.", {"hcm": 0, "amyloidosis": 0}),
     ("Neither HCM nor amyloidosis.", {"hcm": 0, "amyloidosis": 0}),
     ("No evidence of HCM, DCM or cardiac amyloid.", {"hcm": 0, "dcm": 0, "amyloidosis": 0}),
@@ -120,6 +122,13 @@ def test_shared_findings(rules, text, expected):
     ("DCM, infarction and infiltrative disease excluded.", {"dcm": 0, "prior_mi": 0}),
     ("A pericardial effusion is not present.", {"pericardial_effusion": 0}),
     ("HCM is considered unlikely.", {"hcm": 0}),
+    ("Amyloid and HCM are not favoured.", {"amyloidosis": 0, "hcm": 0}),
+    ("HCM and cardiac amyloidosis are not supported.", {"hcm": 0, "amyloidosis": 0}),
+    ("Previously reported RV dilatation is not confirmed.", {"rv_dilation": 0}),
+    ("The ECV values argue against amyloid, which is therefore excluded.", {"amyloidosis": 0}),
+    ("Phenotypic HCM, not present on the previous study.", {"hcm": 1}),
+    ("Amyloid is unlikely but cannot be excluded.", {"amyloidosis": None}),
+    ("Dilated cardiomyopathy or myocarditis with LV involvement are considered.", {"dcm": None}),
     ("HCM cannot be excluded.", {"hcm": None}),
     ("A small infarct is not excluded.", {"prior_mi": None}),
 ])
@@ -148,6 +157,9 @@ def test_not_typical_of(rules, text, expected):
     ("Old inferior MI, no inducible ischaemia.", {"prior_mi": 1}),
     ("Infiltrative cardiomyopathy, most likely cardiac amyloidosis.", {"amyloidosis": 1}),
     ("The RV is not dilated but the RA is.", {"rv_dilation": 0}),
+    ("Ischaemic dilated cardiomyopathy after anterior MI.", {"dcm": 0, "prior_mi": 1}),
+    ("Known cerebral amyloid angiopathy.", {"amyloidosis": 0}),
+    ("Mild asymmetric septal hypertrophy, likely hypertensive.", {"hcm": 0}),
 ])
 def test_look_alikes_that_stay_positive_or_negative(rules, text, expected):
     _check(rules, text, expected)
