@@ -1,13 +1,21 @@
-"""Throughput of the report stages: text stage and rules labels on synthetic reports,
-and the openai backend against a local chat-completions server, concurrency 1 vs N.
+"""The label stage: quality of the offline parser on hand-labelled reports, and throughput.
 
     .venv/bin/python benchmarks/labels.py [--reports 100000] [--llm-reports 40]
-        [--latency-ms 20] [--concurrency 8]
+        [--latency-ms 20] [--concurrency 8] [--repeat 5] [--skip-throughput]
 
-Prints one table: our figure, the reference measured in the same run, and the ratio.
-References: for the text stage and the rules backend, sentence splitting alone (pysbd,
-the floor both pay); for the openai backend, the same requests with concurrency 1.
-The server sleeps ``--latency-ms`` per request to stand in for model time.
+Part 1 — quality and speed of cue engines on the hand-labelled CMR reports of
+``tests/labels/data/cmr_reports.txt`` (a dev half the rules were tuned on, a held-out
+half only scored): accuracy over (report, disease) cells, F1 per disease, the held-out
+confusion counts, and reports/s (each engine labels the reports ``--repeat`` times).
+Engines: ours (``negex``) with and without report sections, and, when installed, the
+library engines of ``benchmarks/label_engines.py`` (medspaCy ConText with its default
+rules and with our cue set; negspacy). Reference of the ratio: our engine with sections.
+
+Part 2 — throughput: text stage and rules labels on synthetic reports, and the openai
+backend against a local chat-completions server, concurrency 1 vs N. References: for
+the text stage and the rules backend, sentence splitting alone (pysbd, the floor both
+pay); for the openai backend, the same requests with concurrency 1. The server sleeps
+``--latency-ms`` per request to stand in for model time.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from cinefm.config import REPO_ROOT, load_config  # noqa: E402
 from cinefm.labels.chat_server import ChatServer, keyword_responder  # noqa: E402
+from cinefm.labels.evaluation import evaluate_backend, read_labelled_reports  # noqa: E402
 from cinefm.labels.openai import LLMSettings, OpenAIBackend  # noqa: E402
 from cinefm.labels.rules import RuleLabeler  # noqa: E402
 from cinefm.labels.vocabulary import load_vocabulary  # noqa: E402
@@ -73,16 +82,82 @@ def _rate(n: int, seconds: float) -> float:
     return n / max(seconds, 1e-9)
 
 
+DEV_SET = REPO_ROOT / "tests" / "labels" / "data" / "cmr_reports.txt"
+
+
+def _engines(vocab) -> list[tuple[object | None, str]]:
+    """``(engine or None for ours, note)``; library engines only when installed."""
+    out: list[tuple[object | None, str]] = [(None, "")]
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from label_engines import ConTextEngine, NegspacyEngine
+    except ImportError as err:  # pragma: no cover - depends on what is installed
+        print(f"(library engines skipped: {err})")
+        return out
+    for build in (ConTextEngine, lambda: ConTextEngine(vocab), NegspacyEngine):
+        try:
+            out.append((build(), ""))
+        except ImportError as err:
+            print(f"(an engine is skipped: {err})")
+    return out
+
+
+def quality(vocab, diseases: list[str], repeat: int) -> None:
+    """Part 1 of the module docstring: one row per engine × split, then the confusion counts."""
+    reports = read_labelled_reports(DEV_SET, diseases)
+    splitter = SentenceSplitter()
+    counts = reports["split"].value_counts()
+    print(f"hand-labelled reports: {DEV_SET.relative_to(REPO_ROOT)} ({', '.join(f'{k} {v}' for k, v in counts.items())}); "
+          f"cue set {vocab.cue_set}")
+    rows, reference, ours = [], None, None
+    for engine, _ in _engines(vocab):
+        for sections in (True, False):
+            labeler = RuleLabeler(vocab, splitter, engine=engine, sections=sections)
+            texts = reports["report_text"].tolist() * repeat
+            t = time.perf_counter()
+            labeler.label(texts)
+            rate = _rate(len(texts), time.perf_counter() - t)
+            scores = evaluate_backend(labeler, reports, diseases)
+            reference = reference or rate
+            if ours is None:
+                ours = scores
+            for split in ("dev", "heldout"):
+                if split in scores:
+                    s = scores[split]
+                    rows.append((labeler.model, split, s.accuracy, [s.f1[d] for d in diseases], rate))
+    short = {"hcm": "hcm", "dcm": "dcm", "prior_mi": "mi", "rv_dilation": "rv", "pericardial_effusion": "eff",
+             "amyloidosis": "amy"}
+    head = " ".join(f"{short.get(d, d)[:5]:>5}" for d in diseases)
+    print(f"{'engine':<26} {'split':<8} {'acc':>6} {head}  {'reports/s':>9} {'ratio':>6}")
+    for model, split, acc, f1, rate in rows:
+        f1s = " ".join(f"{v:5.2f}" for v in f1)
+        print(f"{model:<26} {split:<8} {acc:6.3f} {f1s}  {rate:9.0f} {rate / reference:6.2f}")
+    if "heldout" in ours:
+        s = ours["heldout"]
+        print(f"held-out confusion of {RuleLabeler(vocab, splitter).model} (truth rows x predicted columns 1/0/empty):")
+        for d in diseases:
+            m = s.confusion[d].to_numpy()
+            print(f"  {d:<22} " + " | ".join(" ".join(f"{v:3d}" for v in row) for row in m))
+        if len(s.errors):
+            print("held-out errors:", ", ".join(f"{r.id}:{r.disease} {r.truth}->{r.predicted}"
+                                                 for r in s.errors.itertuples()))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reports", type=int, default=100_000, help="synthetic reports for text + rules")
     ap.add_argument("--llm-reports", type=int, default=40, help="reports sent to the local chat server")
     ap.add_argument("--latency-ms", type=float, default=20.0, help="simulated model time per request")
     ap.add_argument("--concurrency", type=int, default=8, help="N of the openai comparison")
+    ap.add_argument("--repeat", type=int, default=5, help="passes over the hand-labelled reports when timing")
+    ap.add_argument("--skip-throughput", action="store_true", help="part 1 only")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     cfg = load_config(REPO_ROOT / "config" / "config.yaml")
     vocab = load_vocabulary(REPO_ROOT / cfg["labels"]["vocabulary"], cfg["labels"]["diseases"])
+    quality(vocab, list(cfg["labels"]["diseases"]), args.repeat)
+    if args.skip_throughput:
+        return 0
     rows = synthetic_reports(args.reports)
     table = []
 

@@ -58,6 +58,7 @@ def test_run_agreement_writes_table_and_figure(tmp_path):
     labels = pd.DataFrame({"study_id": [pseudonymize(a, PHANTOM_KEY, "study") for a in accs],
                            "hcm": truth[:, 0], "dcm": truth[:, 1]})
     labels.loc[0, "hcm"] = None
+    labels = labels.assign(backend="rules", model="negex+sections", cue_set="labels.yaml@0123456789ab")
     labels.to_csv(tmp_path / "labels.csv", index=False)
     rows = []
     for name, flip in (("A", 0.05), ("B", 0.15)):
@@ -74,3 +75,13 @@ def test_run_agreement_writes_table_and_figure(tmp_path):
     assert hcm_a["n_unknown_rater"] == 1 and hcm_a["n"] == 39
     assert hcm_a["kappa"] > df[(df.disease == "hcm") & (df.rater == "model") & (df.reference == "B")]["kappa"].item()
     assert (tmp_path / "agreement.png").read_bytes()[:4] == b"\x89PNG"
+    # which parser and cue set produced the labels: on the model's rows, in the table and the report
+    model_rows = written[written["rater"] == "model"]
+    assert set(model_rows["cue_set"]) == {"labels.yaml@0123456789ab"} and set(model_rows["model"]) == {"negex+sections"}
+    assert written.loc[written["rater"] == "A", "cue_set"].isna().all()
+    from cinefm.report.html import labels_section
+
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "agreement.csv").rename(tmp_path / "labels" / "agreement.csv")
+    body = labels_section(tmp_path, {}).body
+    assert "backend <code>rules</code>" in body and "cue set <code>labels.yaml@0123456789ab</code>" in body

@@ -13,7 +13,9 @@ def test_cli_contract_columns_and_rules_labels(reports_csv, reports, tmp_path, c
     df = pd.read_csv(out, dtype=str, keep_default_na=False)
     diseases = ["hcm", "dcm", "prior_mi", "rv_dilation", "pericardial_effusion", "amyloidosis"]
     assert list(df.columns) == ["study_id", "patient_id", *diseases, "lvef", "heart_failure", "backend",
-                                "model", "notes"]
+                                "model", "cue_set", "notes"]
+    assert set(df["model"]) == {"negex+sections"} and set(df["cue_set"]) != {""}
+    assert df["cue_set"].iloc[0].startswith("labels.yaml@")
     for sid, (_, expected, lvef) in reports.items():
         row = df.set_index("study_id").loc[sid]
         for d in diseases:

@@ -10,7 +10,9 @@ rater against the reference, each with a percentile bootstrap interval (Efron &
 Tibshirani, "An Introduction to the Bootstrap", 1993). All these statistics depend
 only on the 2×2 table, so a bootstrap resample is a multinomial draw of its four
 cells: O(B) memory whatever the cohort size. Undefined values (κ when both raters
-are constant, sensitivity without positives) are NaN.
+are constant, sensitivity without positives) are NaN. The rows of the model carry the
+``backend``, ``model`` and ``cue_set`` of ``labels.csv`` (which parser and cue set made
+the labels); rows between annotators leave them empty.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from cinefm.privacy import pseudonymize
 log = logging.getLogger(__name__)
 
 METRICS = ("agreement", "kappa", "sensitivity", "specificity", "f1")
+PROVENANCE = ("backend", "model", "cue_set")  # columns of labels.csv copied to the model's rows
 
 
 def table_metrics(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray) -> dict[str, np.ndarray]:
@@ -185,6 +188,9 @@ def run_agreement(
     raters = {model_name: model, **humans}
     pairs = [(model_name, h) for h in humans] + list(itertools.combinations(humans, 2))
     df = agreement_table(raters, pairs, diseases, n_boot=n_boot, seed=seed, level=level)
+    for col in PROVENANCE:
+        value = ";".join(sorted(set(labels[col]) - {""})) if col in labels else ""
+        df[col] = [value if r == model_name else "" for r in df["rater"]]
     write_csv(df, out_csv)
     if figure:
         import matplotlib.pyplot as plt

@@ -8,7 +8,9 @@ present) — the scrubbed ``results/text/reports.csv`` in the pipeline. Output c
 - ``lvef``: the LVEF the report states (:mod:`cinefm.labels.lvef`), or empty;
 - ``heart_failure``: 1 if ``lvef < labels.heart_failure_lvef``, 0 if not, empty
   without an LVEF;
-- ``backend``, ``model``; ``notes``: why labels are unknown (``disease: reason; ...``).
+- ``backend``, ``model`` (for ``rules``: the cue engine, e.g. ``negex+sections``),
+  ``cue_set`` (``labels.yaml@<sha256 prefix>``: the vocabulary, cues and prompts used);
+  ``notes``: why labels are unknown (``disease: reason; ...``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ CHUNK = 256  # reports per progress message
 
 
 def labels_frame(
-    table: pd.DataFrame, backend: LabelBackend, diseases: Collection[str], heart_failure_lvef: float
+    table: pd.DataFrame, backend: LabelBackend, diseases: Collection[str], heart_failure_lvef: float,
+    cue_set: str = "",
 ) -> pd.DataFrame:
     """Label every report of ``table`` (columns study_id, report_text[, patient_id])."""
     texts = table["report_text"].tolist()
@@ -54,6 +57,7 @@ def labels_frame(
     )
     out["backend"] = backend.name
     out["model"] = backend.model
+    out["cue_set"] = cue_set
     out["notes"] = ["; ".join(f"{k}: {a[k].reason}" for k in diseases if a[k].value is None) for a in answers]
     return out
 
@@ -75,11 +79,11 @@ def label_reports(
     if known_studies is not None:
         unknown = ~table["study_id"].isin(set(known_studies))
         table = drop_rows(table, unknown, "unknown_study", "no imaging study", rejections, Path(reports_csv).name)
-    out = labels_frame(table, engine, diseases, labels_cfg.get("heart_failure_lvef", 40))
+    out = labels_frame(table, engine, diseases, labels_cfg.get("heart_failure_lvef", 40), vocab.cue_set)
     write_csv(out, out_csv)
     unknown_labels = int(out[list(diseases)].isna().sum().sum())
-    log.info("labels: %d studies -> %s (backend %s, model %s); %d unknown labels; rejected rows %s",
-             len(out), out_csv, engine.name, engine.model, unknown_labels,
+    log.info("labels: %d studies -> %s (backend %s, model %s, cue set %s); %d unknown labels; rejected rows %s",
+             len(out), out_csv, engine.name, engine.model, vocab.cue_set, unknown_labels,
              rejection_counts(rejections) or "none")
     sent = getattr(engine, "requests_sent", None)
     if sent is not None:

@@ -109,10 +109,18 @@ def flow_section(results: Path, config: dict) -> Section:
     return Section("flow", "Exclusion flow", body)
 
 
+def _labels_provenance(df: pd.DataFrame) -> str:
+    """One line naming the backend, model and cue set that produced the labels."""
+    cols = [c for c in ("backend", "model", "cue_set") if c in df]
+    parts = [f"{c.replace('_', ' ')} <code>{html.escape(v)}</code>" for c in cols
+             for v in [";".join(sorted({str(x) for x in df[c].dropna()} - {""}))] if v]
+    return f'<p class="lead">Labels by {", ".join(parts)}.</p>' if parts else ""
+
+
 def labels_section(results: Path, config: dict) -> Section:
     body = _section_parts(results, [
         ("labels/agreement.csv", "Automatic labels against human annotators, per disease",
-         lambda p: tables.table_html(_csv(p))),
+         lambda p: _labels_provenance(_csv(p)) + tables.table_html(_csv(p))),
         ("labels/agreement.png", "", lambda p: image_html(p, "Agreement with human annotators")),
     ], "labels")
     return Section("labels", "Label agreement", body)
