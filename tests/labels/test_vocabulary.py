@@ -28,3 +28,25 @@ def test_bad_cue_list_names_its_key(labels_cfg, tmp_path):
 def test_missing_vocabulary_file_names_the_config_key(tmp_path):
     with pytest.raises(ConfigError, match=r"config\.labels\.vocabulary: file not found"):
         load_vocabulary(tmp_path / "nope.yaml", ["hcm"])
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda d: d["quantity"].update(pericarditis=["trace"]), r"quantity: .*unknown keys \['pericarditis'\]"),
+    (lambda d: d["diseases"]["rv_dilation"]["fields"].pop("values"), r"diseases\.rv_dilation\.fields: needs both"),
+    (lambda d: d["sections"].update(known="known"), r"sections\.known: expected a list"),
+])
+def test_bad_sections_fields_and_quantity_name_their_key(labels_cfg, tmp_path, edit, match):
+    doc = yaml.safe_load(open(labels_cfg["vocabulary"]))
+    edit(doc)
+    bad = tmp_path / "labels.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match=match):
+        load_vocabulary(bad, ["hcm", "rv_dilation"])
+
+
+def test_cue_set_names_the_file_and_its_content(labels_cfg, vocab, tmp_path):
+    assert vocab.cue_set.startswith("labels.yaml@") and len(vocab.cue_set) == len("labels.yaml@") + 12
+    changed = tmp_path / "labels.yaml"
+    changed.write_text(open(labels_cfg["vocabulary"]).read() + "\n# edited\n")
+    assert load_vocabulary(changed, list(vocab.keys)).cue_set != vocab.cue_set
+    assert vocab.sections.impression_overrides and "known" in vocab.sections.known

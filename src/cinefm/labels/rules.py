@@ -5,7 +5,8 @@ A report is first cut into lines that carry a *section* role and a *field*
 ``sections`` of ``config/labels.yaml``) switch the section; any other header
 ("Pericardium: small effusion", "RIGHT VENTRICLE:" on a line of its own) names the
 field of its line or block, and inside a disease's field its ``fields.values`` words
-are mentions of it ("effusion" under "Pericardium").
+are mentions of it ("effusion" under "Pericardium"). A mention inside one of the
+disease's ``look_alikes`` ("ischaemic dilated cardiomyopathy") does not count.
 
 NegEx (Chapman et al., J Biomed Inform 2001) adapted as in CheXpert's labeler
 (Irvin et al., AAAI 2019): each mention of a disease (synonym, abbreviation,
@@ -22,7 +23,7 @@ around it in its sentence:
   as that word (:class:`TypoCorrector`).
 
 Then, per mention: an amount of the disease's ``quantity`` list in scope ("trace",
-"physiological") makes it absent; in the indication section only a mention after a
+"physiological") makes an affirmed or hedged mention absent; in the indication section only a mention after a
 ``known`` cue counts ("known HCM"; "?HCM", "evaluation for HCM" are the question); in
 the history section hedged mentions are dropped (the referrer's doubt).
 
