@@ -163,3 +163,52 @@ def test_not_typical_of(rules, text, expected):
 ])
 def test_look_alikes_that_stay_positive_or_negative(rules, text, expected):
     _check(rules, text, expected)
+
+
+@pytest.mark.parametrize("text, expected", [
+    # the hedge as a noun, after the finding
+    ("Impression: HCM is a possibility; hypertension is an alternative explanation.", {"hcm": None}),
+    ("Cardiac amyloid remains a consideration.", {"amyloidosis": None}),
+    # cannot / could not / may not be excluded (not the negation "excluded")
+    ("A small pericardial effusion could not be excluded.", {"pericardial_effusion": None}),
+    ("Previous infarction may not be ruled out on this study.", {"prior_mi": None}),
+    # a restatement hedged after the finding names it
+    ("Thin rim of pericardial fluid, possibly a small effusion.", {"pericardial_effusion": None}),
+    ("Pericardial thickening or a small effusion anteriorly (4 mm), indeterminate.", {"pericardial_effusion": None}),
+    ("Pericardial fluid anteriorly, which may represent a small effusion.", {"pericardial_effusion": None}),
+    # comparative: less likely than the hedged one is not a hedge but a negation
+    ("Conclusion: LVH; amyloid is possible, HCM less so.", {"amyloidosis": None, "hcm": 0}),
+    ("Amyloid is possible; HCM is less likely.", {"amyloidosis": None, "hcm": 0}),
+    # the hedged restatement leaves the plain statement of another disease alone
+    ("Small pericardial effusion. HCM is possibly a consideration.", {"pericardial_effusion": 1}),
+    ("Moderate pericardial effusion, possibly loculated.", {"pericardial_effusion": 1}),
+])
+def test_hedge_families(rules, text, expected):
+    _check(rules, text, expected)
+
+
+@pytest.mark.parametrize("text, expected", [
+    # the finding's subject is the structure named before it
+    ("Conclusion: RV at the upper end of normal size; mild dilatation cannot be excluded.", {"rv_dilation": None}),
+    ("RV volumes at the upper limit of normal. Mild dilatation cannot be excluded.", {"rv_dilation": None}),
+    ("The right ventricle is hypertrophied and, compared with 2019, now enlarged.", {"rv_dilation": 1}),
+    ("RIGHT VENTRICLE:\nNormal systolic function, RVEF 55%.\nNo dilatation.", {"rv_dilation": 0}),
+    # ... not when another structure is named nearer, or attached to the word
+    ("RV normal. LV: mild dilatation cannot be excluded.", {"rv_dilation": 0}),
+    ("The RV is normal; the left ventricle is mildly dilated.", {"rv_dilation": 0}),
+    ("RV normal size. Dilatation of the ascending aorta (42 mm).", {"rv_dilation": 0}),
+    ("RV normal size. Enlarged mediastinal lymph nodes.", {"rv_dilation": 0}),
+    ("RV normal size.\nLGE: none.\nDilated, hypokinetic segments are not seen.", {"rv_dilation": 0}),
+    ("LEFT VENTRICLE:\nDilated (LVEDVi 130 ml/m2).", {"rv_dilation": 0}),
+    ("RV: normal.\nImpression: Mildly dilated.", {"rv_dilation": 0}),  # a new section: no subject carried
+])
+def test_implicit_subject(rules, text, expected):
+    _check(rules, text, expected)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Peripartum cardiomyopathy (dilated), 6 months post partum.", {"dcm": 1}),
+    ("Ischaemic cardiomyopathy (dilated), LAD and RCA scar.", {"dcm": 0}),
+])
+def test_named_cardiomyopathy_with_its_phenotype(rules, text, expected):
+    _check(rules, text, expected)

@@ -50,3 +50,17 @@ def test_cue_set_names_the_file_and_its_content(labels_cfg, vocab, tmp_path):
     changed.write_text(open(labels_cfg["vocabulary"]).read() + "\n# edited\n")
     assert load_vocabulary(changed, list(vocab.keys)).cue_set != vocab.cue_set
     assert vocab.sections.impression_overrides and "known" in vocab.sections.known
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda d: d["diseases"]["rv_dilation"]["subject"].pop("values"), r"diseases\.rv_dilation\.subject: needs both"),
+    (lambda d: d.pop("structures"), r"structures: needed by the diseases' 'subject'"),
+    (lambda d: d["structures"].append("aort(ic"), r"bad regular expression 'aort\(ic'"),
+])
+def test_bad_implicit_subjects_name_their_key(labels_cfg, tmp_path, edit, match):
+    doc = yaml.safe_load(open(labels_cfg["vocabulary"]))
+    edit(doc)
+    bad = tmp_path / "labels.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match=match):
+        load_vocabulary(bad, ["rv_dilation"])

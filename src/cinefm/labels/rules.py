@@ -50,6 +50,13 @@ from cinefm.labels.answers import Answer, combine
 from cinefm.labels.vocabulary import Disease, LabelVocabulary, Sections
 
 _WORD_RE = re.compile(r"\w+")
+# What follows a finding word: "of (the) X" or a word; a word that is not one of
+# _NOT_ATTACHED is what the finding qualifies ("dilated lymph nodes"), not a subject.
+_ATTACHED_RE = re.compile(r"[ \t]+(of[ \t]+(?:the[ \t]+)?)?([A-Za-z]\w*)")
+_NOT_ATTACHED = frozenset(
+    "and or with without but since compared relative at in on to by for from which that is was are were "
+    "cannot can could may might not no although though when as than likely possibly probably due "
+    "secondary consistent versus vs now today also again still only".split())
 # "Header: value" or "- Header: value": a section or field name of a report line.
 _FIELD_RE = re.compile(r"^\s*(?:[-*\u2022]\s*)?([A-Za-z][A-Za-z0-9 /&()'-]{0,40}?)\s*:\s*(.*)$")
 
@@ -336,6 +343,12 @@ class RuleLabeler:
                 rx = re.compile(_union([], [rf"(?:{p})(?!\w)" for p in d.field_values]), re.IGNORECASE)
                 for name in d.field_names:
                     self._fields.setdefault(_normalize(name), []).append((d.key, rx))
+        # Implicit subjects: structures, and per disease (its structure, its finding words).
+        self._structures = (re.compile(r"(?<!\w)(?:" + "|".join(f"(?:{x})" for x in vocab.structures) + r")(?!\w)",
+                                       re.IGNORECASE) if vocab.structures else None)
+        self._subjects = {d.key: (re.compile(d.subject_structure, re.IGNORECASE),
+                                  re.compile(_union([], [rf"(?:{v})(?!\w)" for v in d.subject_values]), re.IGNORECASE))
+                          for d in vocab.diseases if d.subject_structure}
         c, s = vocab.cues, vocab.sections
         # Amounts read as normal (per disease) and the indication's "known" cues share one
         # finder with the pseudo cues, which shield them ("more than physiological").
@@ -363,11 +376,19 @@ class RuleLabeler:
         out: list[tuple[str, str, str, Answer]] = []
         segments = (report_segments(text, self.vocab.sections) if self.use_sections
                     else [Segment(line, "findings", None) for line in (text or "").splitlines()])
+        subject, section = None, None  # the last structure named (implicit subjects)
         for seg in segments:
+            if seg.section != section:
+                section, subject = seg.section, None
+            if seg.field is not None:  # a field's name is the subject of its value
+                subject = seg.field if self._structures and self._structures.fullmatch(seg.field) else None
             for sentence in self.splitter(seg.text):
                 s = self._typos(sentence)
-                for key, answer in self._label_sentence(s, seg):
+                for key, answer in self._label_sentence(s, seg, subject):
                     out.append((key, seg.section, s, answer))
+                named = list(self._structures.finditer(s)) if self._structures else []
+                if named:
+                    subject = named[-1][0]
         return out
 
     def label_text(self, text: str) -> dict[str, Answer]:
@@ -381,7 +402,29 @@ class RuleLabeler:
         overrides = self.use_sections and self.vocab.sections.impression_overrides
         return {k: combine(concluded[k] if overrides and concluded[k] else v) for k, v in found.items()}
 
-    def _spans(self, s: str, field: str | None) -> list[tuple[str, int, int]]:
+    def _implicit(self, s: str, raw: list[tuple[str, int, int]], subject: str | None) -> list[tuple[str, int, int]]:
+        """Mentions by implicit subject: a disease's finding word that no structure owns in
+        ``s`` (none before it in the sentence, none attached after it: "dilated X",
+        "dilatation of X") when the last structure named before it (in ``s`` or the
+        carried ``subject``) is the disease's structure."""
+        if not self._subjects or self._structures is None:
+            return []
+        named = [(m.start(), m.end(), m[0]) for m in self._structures.finditer(s)]
+        out = []
+        for key, (structure, values) in self._subjects.items():
+            for m in values.finditer(s):
+                if any(a < m.end() and m.start() < b for _, a, b in raw):
+                    continue  # part of a mention already ("dilated cardiomyopathy", "RV dilated")
+                nxt = _ATTACHED_RE.match(s, m.end())
+                if nxt and (nxt[1] or nxt[2].lower() not in _NOT_ATTACHED):
+                    continue  # "dilated lymph nodes", "dilatation of the aortic root": its own subject
+                before = [t for a, b, t in named if b <= m.start()]
+                owner = before[-1] if before else subject
+                if owner and structure.fullmatch(owner.strip()):
+                    out.append((key, m.start(), m.end()))
+        return out
+
+    def _spans(self, s: str, field: str | None, subject: str | None = None) -> list[tuple[str, int, int]]:
         """``(disease, start, end)`` of the mentions in ``s``, none inside another of its disease."""
         raw = [(k, m.start(), m.end()) for k, rx in self._mentions.items() for m in rx.finditer(s)]
         for key, rx in self._fields.get(field or "", ()):
@@ -389,6 +432,7 @@ class RuleLabeler:
         for key, rx in self._look_alikes.items():
             for m in rx.finditer(s):
                 raw = [r for r in raw if not (r[0] == key and m.start() <= r[1] and r[2] <= m.end())]
+        raw += self._implicit(s, raw, subject)
         raw.sort(key=lambda x: (x[0], x[1], -x[2]))
         out: list[tuple[str, int, int]] = []
         for key, a, b in raw:
@@ -397,8 +441,8 @@ class RuleLabeler:
             out.append((key, a, b))
         return out
 
-    def _label_sentence(self, s: str, seg: Segment) -> list[tuple[str, Answer]]:
-        spans = self._spans(s, seg.field)
+    def _label_sentence(self, s: str, seg: Segment, subject: str | None = None) -> list[tuple[str, Answer]]:
+        spans = self._spans(s, seg.field, subject)
         if not spans:
             return []
         answers = self.engine.classify(s, [(a, b) for _, a, b in spans])

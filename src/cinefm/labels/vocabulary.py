@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,12 @@ class Disease:
     field_values: tuple[str, ...] = ()  # regexes that mean the disease inside such a field
     quantity: tuple[str, ...] = ()  # amounts read as normal ("trace", "physiological")
     look_alikes: tuple[str, ...] = ()  # phrases containing a mention that are not the disease
+    # implicit subject: a bare finding word ("dilatation") whose clause names no structure
+    # belongs to the last structure named before it; when that one is this disease's
+    # ``subject_structure`` (a regex), the word is a mention ("RV at the upper end of
+    # normal size; mild dilatation cannot be excluded")
+    subject_structure: str = ""
+    subject_values: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,7 @@ class LabelVocabulary:
     prompts: Prompts
     source: str
     sections: Sections = Sections()
+    structures: tuple[str, ...] = ()  # regexes naming cardiac structures (implicit subjects)
     digest: str = ""  # sha256 of the file: which cue set produced the labels
 
     @property
@@ -133,6 +141,9 @@ def load_vocabulary(path: str | os.PathLike, diseases: Sequence[str]) -> LabelVo
         entry, w = table[key], f"{where}: diseases.{key}"
         name = _require(entry, "name", w)
         fields = entry.get("fields") or {}
+        subject = entry.get("subject") or {}
+        if not isinstance(subject, dict):
+            raise ConfigError(f"{w}.subject: expected a mapping with 'structure' and 'values', got {subject!r}")
         out.append(Disease(
             key=key, name=name, definition=entry.get("definition") or name,
             synonyms=_strs(entry, "synonyms", w), abbreviations=_strs(entry, "abbreviations", w),
@@ -140,7 +151,11 @@ def load_vocabulary(path: str | os.PathLike, diseases: Sequence[str]) -> LabelVo
             field_names=_strs(fields, "names", f"{w}.fields"), field_values=_strs(fields, "values", f"{w}.fields"),
             quantity=_strs(quantity, key, f"{where}: quantity"),
             look_alikes=_strs(entry, "look_alikes", w),
+            subject_structure=str(subject.get("structure") or ""),
+            subject_values=_strs(subject, "values", f"{w}.subject"),
         ))
+        if bool(out[-1].subject_structure) != bool(out[-1].subject_values):
+            raise ConfigError(f"{w}.subject: needs both 'structure' and 'values'")
         if bool(out[-1].field_names) != bool(out[-1].field_values):
             raise ConfigError(f"{w}.fields: needs both 'names' and 'values'")
         if not (out[-1].synonyms or out[-1].abbreviations or out[-1].patterns):
@@ -155,6 +170,15 @@ def load_vocabulary(path: str | os.PathLike, diseases: Sequence[str]) -> LabelVo
         impression=_strs(sec, "impression", ws), findings=_strs(sec, "findings", ws), known=_strs(sec, "known", ws),
         impression_overrides=bool(sec.get("impression_overrides", False)),
     )
+    structures = _strs(doc, "structures", where)
+    if any(d.subject_structure for d in out) and not structures:
+        raise ConfigError(f"{where}: structures: needed by the diseases' 'subject' entries (implicit subjects)")
+    for rx in (*structures, *(d.subject_structure for d in out if d.subject_structure),
+               *(v for d in out for v in d.subject_values)):
+        try:
+            re.compile(rx)
+        except re.error as e:
+            raise ConfigError(f"{where}: bad regular expression {rx!r} in structures / subject: {e}") from None
     llm = _require(doc, "llm", where)
     values = _require(llm, "answer_values", f"{where}: llm")
     return LabelVocabulary(
@@ -177,5 +201,6 @@ def load_vocabulary(path: str | os.PathLike, diseases: Sequence[str]) -> LabelVo
         ),
         source=where,
         sections=sections,
+        structures=structures,
         digest=hashlib.sha256(raw).hexdigest(),
     )
