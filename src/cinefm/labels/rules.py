@@ -7,6 +7,12 @@ A report is first cut into lines that carry a *section* role and a *field*
 field of its line or block, and inside a disease's field its ``fields.values`` words
 are mentions of it ("effusion" under "Pericardium"). A mention inside one of the
 disease's ``look_alikes`` ("ischaemic dilated cardiomyopathy") does not count.
+Implicit subjects: a disease's ``subject.values`` word ("dilatation") that no structure
+owns in its sentence (none named before it, none attached after it: "dilated lymph
+nodes", "dilatation of the aortic root") belongs to the last structure named before it
+in the same section, or to its field block's name; when that is the disease's
+``subject.structure`` the word is a mention ("RV at the upper end of normal size; mild
+dilatation cannot be excluded").
 
 NegEx (Chapman et al., J Biomed Inform 2001) adapted as in CheXpert's labeler
 (Irvin et al., AAAI 2019): each mention of a disease (synonym, abbreviation,
