@@ -34,8 +34,11 @@ def test_missing_vocabulary_file_names_the_config_key(tmp_path):
     (lambda d: d["quantity"].update(pericarditis=["trace"]), r"quantity: .*unknown keys \['pericarditis'\]"),
     (lambda d: d["diseases"]["rv_dilation"]["fields"].pop("values"), r"diseases\.rv_dilation\.fields: needs both"),
     (lambda d: d["sections"].update(known="known"), r"sections\.known: expected a list"),
+    (lambda d: d["diseases"]["rv_dilation"]["subject"].pop("values"), r"diseases\.rv_dilation\.subject: needs both"),
+    (lambda d: d.pop("structures"), r"structures: needed by the diseases' 'subject'"),
+    (lambda d: d["structures"].append("aort(ic"), r"bad regular expression 'aort\(ic'"),
 ])
-def test_bad_sections_fields_and_quantity_name_their_key(labels_cfg, tmp_path, edit, match):
+def test_bad_sections_fields_quantity_and_subjects_name_their_key(labels_cfg, tmp_path, edit, match):
     doc = yaml.safe_load(open(labels_cfg["vocabulary"]))
     edit(doc)
     bad = tmp_path / "labels.yaml"
@@ -51,16 +54,3 @@ def test_cue_set_names_the_file_and_its_content(labels_cfg, vocab, tmp_path):
     assert load_vocabulary(changed, list(vocab.keys)).cue_set != vocab.cue_set
     assert vocab.sections.impression_overrides and "known" in vocab.sections.known
 
-
-@pytest.mark.parametrize("edit, match", [
-    (lambda d: d["diseases"]["rv_dilation"]["subject"].pop("values"), r"diseases\.rv_dilation\.subject: needs both"),
-    (lambda d: d.pop("structures"), r"structures: needed by the diseases' 'subject'"),
-    (lambda d: d["structures"].append("aort(ic"), r"bad regular expression 'aort\(ic'"),
-])
-def test_bad_implicit_subjects_name_their_key(labels_cfg, tmp_path, edit, match):
-    doc = yaml.safe_load(open(labels_cfg["vocabulary"]))
-    edit(doc)
-    bad = tmp_path / "labels.yaml"
-    bad.write_text(yaml.safe_dump(doc))
-    with pytest.raises(ConfigError, match=match):
-        load_vocabulary(bad, ["rv_dilation"])
