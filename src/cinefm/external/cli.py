@@ -60,7 +60,7 @@ NAMES = {"ukb": "UK Biobank", "acdc": "ACDC", "kaggle-dsb": "Data Science Bowl"}
 def _register_cohorts(subparsers) -> None:
     for command, (cohort, root_help) in COHORTS.items():
         p = subparsers.add_parser(
-            command, help=f"convert a {NAMES[command]} release as distributed to per-study HDF5 (ingestion layout)",
+            command, help=f"convert the {NAMES[command]} release as distributed to per-study HDF5 (ingestion layout)",
             description="Writes OUT/files.csv (a status and reason per source unit), OUT/series.csv (the fate of "
             "every DICOM series), OUT/h5/{patient}/{study}.h5 (ingestion's layout and clip preprocessing, config "
             "ingest), OUT/studies.csv, OUT/labels.csv (lvef, edv_ml, esv_ml, disease keys, split) and OUT/flow.csv. "

@@ -145,7 +145,7 @@ def convert_study(sid: str, split: str, folder: Path, root: Path, key: bytes, h5
     stats = [(f, (root / f).stat()) for s in series for f in s.relpaths]
     study.digest = digest_of([(f, st.st_size, st.st_mtime_ns) for f, st in stats], pre, {"volumes": volumes})
     if not reuse_existing(study, h5_root):
-        groups = check_series(root, series, key, pre, sid, study)
+        groups = check_series(root, series, key, pre, "", study)
         assemble_series(root, study, groups, pre, "kaggle:folder")
         if volumes is not None:
             sys_, dia = volumes

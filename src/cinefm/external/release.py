@@ -8,8 +8,11 @@ tables as ``cinefm echonet`` (``out`` plays the role of ``results/external/{coho
 - ``files.csv`` (``FILES_COLUMNS``): one row per source unit: ``source_id`` as the owner names it,
   ``relpath`` (to ``--root``), ``patient_id``/``study_id`` (keyed pseudonyms), ``h5_relpath`` (``ok``
   rows), ``split``, ``status`` (``UNIT_STATUSES``) and ``reason`` (``code: detail``, as ingestion).
+  It links the owner's ids (UK Biobank eids, ACDC patient numbers, Kaggle Ids) to the pseudonyms, so
+  it is the cohort's id map: written 0600 (owner only) like ingestion's id map, and the only output
+  that names them (reasons elsewhere say ``<id>``).
 - ``series.csv`` (``SERIES_COLUMNS``): one row per series of the DICOM cohorts (a UKB manifest
-  group, a Kaggle ``sax_N`` folder): ``kept`` or why it was left out (``skipped`` InlineVF,
+  group, a Kaggle ``sax_N`` folder; ``unit`` = the UKB field it came from): ``kept`` or why it was left out (``skipped`` InlineVF,
   ``orientation``, ``matrix``, ``repeat``, ``few_frames``, ``no_dicom``...).
 - ``h5/{patient}/{study}.h5``: ingestion's layout (:func:`cinefm.dicom.extract.write_study_h5`),
   assembled with ingestion's rules (:func:`cinefm.dicom.assemble.assemble_view`: intensity window,
@@ -45,6 +48,7 @@ from cinefm.atomic import write_csv
 from cinefm.dicom.assemble import ViewVolume, assemble_view, fit_frames, intensity_window, to_uint8
 from cinefm.dicom.extract import SCHEMA_VERSION, h5_relpath, source_files, write_study_h5
 from cinefm.dicom.header import FileRecord, read_file, slice_normal
+from cinefm.dicom.scan import write_id_map
 from cinefm.dicom.series import cluster_positions
 from cinefm.dicom.views import VIEWS
 
@@ -52,7 +56,7 @@ log = logging.getLogger(__name__)
 
 UNIT_STATUSES = ("ok", "missing", "corrupt", "unreadable", "no_cine", "inconsistent", "duplicate")
 FILES_COLUMNS = ["source_id", "relpath", "patient_id", "study_id", "h5_relpath", "split", "status", "reason"]
-SERIES_COLUMNS = ["study_id", "source_id", "series", "view", "files", "rows", "cols", "frames", "position_mm",
+SERIES_COLUMNS = ["study_id", "unit", "series", "view", "files", "rows", "cols", "frames", "position_mm",
                   "status", "reason"]
 STUDY_COLUMNS = ["patient_id", "study_id", "h5_relpath", "status", "reason", "views", "sax_slices", "frames", "split"]
 MEASURES = ["lvef", "edv_ml", "esv_ml"]
@@ -386,6 +390,13 @@ def flow_counts(files: pd.DataFrame, series: pd.DataFrame, studies: pd.DataFrame
     return pd.DataFrame(rows, columns=FLOW_COLUMNS)
 
 
+def scrub(text: str, ids: set[str]) -> str:
+    """``text`` with each owner id (longest first; ids of 3+ characters) replaced by ``<id>``."""
+    for i in sorted((i for i in ids if len(i) >= 3), key=len, reverse=True):
+        text = text.replace(i, "<id>")
+    return text
+
+
 def remove_stale(h5_root: Path, keep: set[str]) -> None:
     """Delete ``h5/*/*.h5`` (and temporaries of killed runs) that this run did not produce."""
     for p in list(h5_root.glob("*/*.h5")) + list(h5_root.glob("*/.*.h5.*")):
@@ -410,12 +421,19 @@ def write_outputs(out: str | os.PathLike, cohort: str, units: list[dict], studie
             failed = next((s for s in studies if s.study_id == u["study_id"]), None)
             u["status"] = "no_cine"
             u["reason"] = (failed.reason or "; ".join(failed.notes) if failed else "") or "no_cine: no usable cine view"
+    owner_ids = {}
+    for u in units:
+        owner_ids.setdefault(u["study_id"], set()).update(
+            {u["source_id"], u["source_id"].split("_")[0], Path(u["relpath"]).name})
+    for s in studies:  # reasons quote file names; the owner's ids stay in files.csv only
+        s.reason = scrub(s.reason, owner_ids.get(s.study_id, set()))
+        s.notes = [scrub(n, owner_ids.get(s.study_id, set())) for n in s.notes]
     files = pd.DataFrame(units, columns=FILES_COLUMNS)
     series = pd.DataFrame([{**r, "study_id": s.study_id} for s in studies for r in s.series])
     series = series.reindex(columns=SERIES_COLUMNS) if len(series) else pd.DataFrame(columns=SERIES_COLUMNS)
     studies_df = studies_table(studies)
     remove_stale(out / "h5", set(studies_df.loc[studies_df["status"] != "failed", "h5_relpath"]))
-    write_csv(files, out / "files.csv")
+    write_id_map(files, out / "files.csv")
     write_csv(series, out / "series.csv")
     write_csv(studies_df, out / "studies.csv")
     write_csv(labels_table(studies, label_columns), out / "labels.csv")
@@ -432,15 +450,18 @@ def progress(items: list, desc: str, unit: str) -> Iterable:
     return tqdm(items, desc=desc, unit=unit, disable=None)
 
 
-def skipped_row(s: SeriesFiles, source_id: str) -> dict:
+def skipped_row(s: SeriesFiles, unit: str) -> dict:
     """``series.csv`` row of a series left out unread."""
     return {"series": s.name, "view": "", "files": len(s.relpaths), "frames": 0, "status": "skipped",
-            "reason": s.skip, "source_id": source_id}
+            "reason": s.skip, "unit": unit}
 
 
-def check_series(root: str | os.PathLike, series: list[SeriesFiles], key: bytes, pre: Preprocess, source_id: str,
+def check_series(root: str | os.PathLike, series: list[SeriesFiles], key: bytes, pre: Preprocess, unit: str,
                  study: Study) -> dict[str, list[tuple[SeriesFiles, list[FileRecord]]]]:
     """Scan and check the series of one unit; record their rows and notes in ``study``; return view -> kept series.
+
+    ``unit`` names the part of the study the series come from without naming the owner's ids (the
+    UKB field, ``20209`` or ``20208``; empty for the Kaggle set).
 
     SAX series go through :func:`select_sax`; of several series of one LAX view the highest
     SeriesNumber (the latest) is kept, the others marked ``repeat``.
@@ -448,10 +469,10 @@ def check_series(root: str | os.PathLike, series: list[SeriesFiles], key: bytes,
     scanned = []
     for s in series:
         if not s.view:
-            study.series.append(skipped_row(s, source_id))
+            study.series.append(skipped_row(s, unit))
             continue
         for part, recs in split_by_uid(s, scan_series(root, s, key)):
-            scanned.append((part, recs, {**summarize_series(part, recs, pre.tol_mm), "source_id": source_id}))
+            scanned.append((part, recs, {**summarize_series(part, recs, pre.tol_mm), "unit": unit}))
     select_sax([r for s, _, r in scanned if s.view == "SAX"], pre.tol_mm, pre.min_frames)
     groups: dict[str, list] = {}
     for s, recs, r in scanned:

@@ -257,7 +257,7 @@ def convert_study(eid: str, instance: str, zips: list[UkbZip], key: bytes, h5_ro
                 if status != "ok":  # a member damaged past its central-directory entry (CRC)
                     next(r for r in rows if r["source_id"] == z.source_id).update(status=status, reason=reason)
                     continue
-                groups = check_series(folder, series, key, pre, z.source_id, study)
+                groups = check_series(folder, series, key, pre, z.field, study)
                 assemble_series(folder, study, groups, pre, f"ukb:{z.field}")
         study.labels = {k: measures.get(k, np.nan) for k in ("lvef", "edv_ml", "esv_ml")}
         if not study.volumes:
@@ -266,7 +266,7 @@ def convert_study(eid: str, instance: str, zips: list[UkbZip], key: bytes, h5_ro
     opened = [(z, items) for z, items in opened
               if next(r for r in rows if r["source_id"] == z.source_id)["status"] == "ok"]
     for z, *_ in opened:  # a readable zip that gave no view of the study
-        mine = [r for r in study.series if r["source_id"] == z.source_id]
+        mine = [r for r in study.series if r["unit"] == z.field]
         views = {r["view"] for r in mine if r["status"] == "kept"}
         if not views & set(study.shapes):
             why = [r["reason"] for r in mine if r["status"] != "kept"]

@@ -1,0 +1,57 @@
+"""UKB/ACDC/Kaggle in the workflow: one rule per enabled cohort (plus its synthetic release), flow in the report."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from cinefm.config import REPO_ROOT
+from cinefm.report.html import external_flow_section
+
+COHORT_RULES = {"ukb", "ukb_phantom", "acdc", "acdc_phantom", "kaggle", "kaggle_phantom"}
+
+
+def _dry_run(tmp_path: Path, enabled: bool) -> dict[str, int]:
+    config = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())
+    config["results"] = str(tmp_path / "results")
+    config["finetune"]["experiments"] = str(REPO_ROOT / "config" / "experiments")
+    config["ingest"]["views"] = str(REPO_ROOT / "config" / "views.yaml")
+    config["labels"]["vocabulary"] = str(REPO_ROOT / "config" / "labels.yaml")
+    config["external"]["echonet"]["phantom"]["enabled"] = False
+    for cohort in ("ukb", "acdc", "kaggle"):
+        config["external"][cohort]["enabled"] = enabled
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    snakemake = Path(sys.executable).parent / "snakemake"
+    out = subprocess.run([str(snakemake), "-n", "--snakefile", str(REPO_ROOT / "Snakefile"), "--directory",
+                          str(tmp_path), "--configfile", str(tmp_path / "config.yaml"), "--cores", "2"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    table = out.stdout[out.stdout.index("Job stats:"):]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, flags=re.M)}
+
+
+def test_enabled_cohorts_add_one_adapter_and_one_release_job_each(tmp_path):
+    on = _dry_run(tmp_path / "on", enabled=True)
+    off = _dry_run(tmp_path / "off", enabled=False)
+    assert {k: on.get(k) for k in COHORT_RULES} == dict.fromkeys(COHORT_RULES, 1)
+    assert not COHORT_RULES & set(off)
+    assert on["total"] == off["total"] + 6 and on["report"] == off["report"] == 1
+
+
+def test_report_shows_each_cohorts_flow(tmp_path):
+    config = {"external": {"acdc": {"enabled": True}, "ukb": {"enabled": False}}}
+    absent = external_flow_section(tmp_path, config)
+    assert "Not available" in absent.body and "external/acdc/flow.csv" in absent.body
+    (tmp_path / "external" / "acdc").mkdir(parents=True)
+    pd.DataFrame([("folders", "input", "", "", 9), ("folders", "excluded", "corrupt", "corrupt_gzip", 1)],
+                 columns=["level", "stage", "status", "reason", "count"]).to_csv(
+        tmp_path / "external" / "acdc" / "flow.csv", index=False)
+    shown = external_flow_section(tmp_path, config).body
+    assert "<h3>ACDC</h3>" in shown and "corrupt_gzip" in shown and "UK Biobank" not in shown
+    assert "No external cohort" in external_flow_section(tmp_path / "none", {}).body
