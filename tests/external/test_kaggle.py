@@ -87,3 +87,14 @@ def test_rerun_rewrites_nothing(kaggle):
 def test_a_folder_that_is_not_the_download_is_named_in_the_error(tmp_path):
     with pytest.raises(ExternalError, match="train/, validate/, test/"):
         run_kaggle(tmp_path, tmp_path / "out", key=KEY)
+
+
+def test_worker_processes_give_the_same_outputs(kaggle, tmp_path):
+    release, out, _ = kaggle
+    run_kaggle(release["root"], tmp_path, key=KEY, pre=PRE, jobs=2)
+    for name in ("files", "series", "studies", "labels", "flow"):
+        a, b = tables(out)[name], tables(tmp_path)[name]
+        if name == "studies":
+            a, b = a.drop(columns="status"), b.drop(columns="status")  # unchanged vs written
+        pd.testing.assert_frame_equal(a, b)
+    assert mtimes(tmp_path).keys() == mtimes(out).keys()

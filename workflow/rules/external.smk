@@ -138,7 +138,7 @@ for _cohort, (_root, _phantom) in EXTERNAL_RELEASES.items():
             f"logs/external/{_cohort}.log",
         benchmark:
             f"benchmarks/external/{_cohort}.tsv"
-        threads: 1
+        threads: EXTERNAL[_cohort]["jobs"]
         resources:
             mem_mb=4000,
             runtime=240,

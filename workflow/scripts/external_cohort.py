@@ -7,4 +7,4 @@ p = snakemake.params
 options = {"lvef": p.lvef, "tmp_root": p.tmp_dir} if p.cohort == "ukb" else {}
 run_cohort(p.cohort, p.root, p.out, key=load_key(p.key_file, phantom=p.phantom),
            pre=Preprocess(frame_size=p.frame_size, percentiles=tuple(p.percentiles), compression=p.compression,
-                          min_frames=p.min_frames), **options)
+                          min_frames=p.min_frames), jobs=snakemake.threads, **options)

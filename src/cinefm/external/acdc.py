@@ -50,7 +50,7 @@ from cinefm.external.release import (
     Preprocess,
     Study,
     digest_of,
-    progress,
+    map_units,
     reuse_existing,
     unit_row,
     volume_from_array,
@@ -218,14 +218,13 @@ def convert_patient(folder: Path, split: str, root: Path, key: bytes, h5_root: P
     return study, unit_row(pid, rel, "ok", "; ".join(study.notes), **ids)
 
 
-def run_acdc(root: str | os.PathLike, out: str | os.PathLike, *, key: bytes, pre: Preprocess = Preprocess()) -> pd.DataFrame:
+def run_acdc(root: str | os.PathLike, out: str | os.PathLike, *, key: bytes, pre: Preprocess = Preprocess(),
+             jobs: int = 1) -> pd.DataFrame:
     """Convert the ACDC release under ``root`` into ``out`` (module docstring); return files.csv."""
     root, out = Path(root), Path(out)
     folders = [(split, p) for split, base in split_folders(root) for p in sorted(base.iterdir())
                if p.is_dir() and PATIENT.match(p.name)]
-    units, studies = [], []
-    for split, folder in progress(folders, "acdc patients", "patient"):
-        study, row = convert_patient(folder, split, root, key, out / "h5", pre)
-        studies.append(study)
-        units.append(row)
+    done = map_units(convert_patient, [(folder, split, root, key, out / "h5", pre) for split, folder in folders],
+                     jobs, "acdc patients", "patient")
+    studies, units = [s for s, _ in done], [r for _, r in done]
     return write_outputs(out, COHORT, units, studies, DISEASES, "folders")

@@ -72,6 +72,7 @@ def _register_cohorts(subparsers) -> None:
                            "showcase columns eid, 22420-2.0, 22421-2.0, 22422-2.0")
             p.add_argument("--tmp-dir", default=None, help="where zips are unpacked one study at a time "
                            "(default: the system temporary folder)")
+        p.add_argument("--jobs", type=int, default=None, help=f"worker processes (default: config external.{cohort}.jobs)")
         p.add_argument("--config", default=None, help="config YAML (default config/config.yaml)")
         p.add_argument("--key-file", default=None, help="file holding the pseudonymization key (else config privacy.key_file)")
         p.set_defaults(func=_run_cohort, cohort=cohort)
@@ -127,8 +128,11 @@ def _run_cohort(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config or DEFAULT_CONFIG)
     key = load_key(args.key_file or cfg.get("privacy", {}).get("key_file"), phantom=False)
-    extra = {"lvef": args.lvef, "tmp_root": args.tmp_dir} if args.cohort == "ukb" else {}
-    files = run_cohort(args.cohort, args.root, args.out, key=key, pre=preprocess_from_config(cfg), **extra)
+    ccfg = (cfg.get("external") or {}).get(args.cohort) or {}
+    extra = {"lvef": args.lvef or ccfg.get("lvef"), "tmp_root": args.tmp_dir or ccfg.get("tmp_dir")} \
+        if args.cohort == "ukb" else {}
+    files = run_cohort(args.cohort, args.root, args.out, key=key, pre=preprocess_from_config(cfg),
+                       jobs=args.jobs or int(ccfg.get("jobs", 1)), **extra)
     print(files["status"].value_counts().to_string())
     return 0
 

@@ -45,7 +45,7 @@ from cinefm.external.release import (
     assemble_series,
     check_series,
     digest_of,
-    progress,
+    map_units,
     reuse_existing,
     unit_row,
     write_outputs,
@@ -162,7 +162,8 @@ def convert_study(sid: str, split: str, folder: Path, root: Path, key: bytes, h5
     return study, unit_row(sid, rel, status, study.reason if status != "ok" else "; ".join(study.notes), **ids)
 
 
-def run_kaggle(root: str | os.PathLike, out: str | os.PathLike, *, key: bytes, pre: Preprocess = Preprocess()) -> pd.DataFrame:
+def run_kaggle(root: str | os.PathLike, out: str | os.PathLike, *, key: bytes, pre: Preprocess = Preprocess(),
+               jobs: int = 1) -> pd.DataFrame:
     """Convert the Data Science Bowl download under ``root`` into ``out`` (module docstring); return files.csv."""
     root, out = Path(root), Path(out)
     if not any((root / s).is_dir() for s in SPLITS):
@@ -172,9 +173,9 @@ def run_kaggle(root: str | os.PathLike, out: str | os.PathLike, *, key: bytes, p
     vols, where = read_volumes(root)
     units, studies = [], []
     ids = sorted(found, key=int)
-    for sid in progress(ids, "kaggle studies", "study"):
-        (split, folder), *others = found[sid]
-        study, row = convert_study(sid, split, folder, root, key, out / "h5", pre, vols.get(sid))
+    work = [(sid, *found[sid][0], root, key, out / "h5", pre, vols.get(sid)) for sid in ids]
+    for sid, (study, row) in zip(ids, map_units(convert_study, work, jobs, "kaggle studies", "study"), strict=True):
+        (_, folder), *others = found[sid]
         studies.append(study)
         units.append(row)
         for split2, folder2 in others:

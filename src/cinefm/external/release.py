@@ -36,7 +36,8 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -443,11 +444,26 @@ def write_outputs(out: str | os.PathLike, cohort: str, units: list[dict], studie
     return files
 
 
-def progress(items: list, desc: str, unit: str) -> Iterable:
-    """A tqdm bar over ``items`` (silent when not a terminal)."""
+def map_units(fn: Callable, items: list[tuple], jobs: int, desc: str, unit: str) -> list:
+    """``[fn(*args) for args in items]`` in order, over ``jobs`` processes, with a progress bar.
+
+    Studies are independent, so the adapters convert them side by side; each worker writes its
+    own HDF5 files (atomically) and returns only the study record, without pixels.
+    """
     from tqdm import tqdm
 
-    return tqdm(items, desc=desc, unit=unit, disable=None)
+    out = []
+    with tqdm(total=len(items), desc=desc, unit=unit, disable=None) as bar:
+        if jobs <= 1 or len(items) <= 1:
+            for args in items:
+                out.append(fn(*args))
+                bar.update()
+            return out
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for fut in [pool.submit(fn, *args) for args in items]:
+                out.append(fut.result())
+                bar.update()
+    return out
 
 
 def skipped_row(s: SeriesFiles, unit: str) -> dict:
@@ -493,7 +509,7 @@ def check_series(root: str | os.PathLike, series: list[SeriesFiles], key: bytes,
 
 
 def run_cohort(cohort: str, root: str | os.PathLike, out: str | os.PathLike, *, key: bytes, pre: Preprocess,
-               **options) -> pd.DataFrame:
+               **options) -> pd.DataFrame:  # options: jobs; for ukb also lvef, tmp_root
     """Run the adapter of ``cohort`` (``ukb``, ``acdc`` or ``kaggle``); return its files.csv table."""
     if cohort == "ukb":
         from cinefm.external.ukb import run_ukb as run

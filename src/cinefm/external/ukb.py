@@ -58,7 +58,7 @@ from cinefm.external.release import (
     assemble_series,
     check_series,
     digest_of,
-    progress,
+    map_units,
     reuse_existing,
     unit_row,
     write_outputs,
@@ -277,7 +277,7 @@ def convert_study(eid: str, instance: str, zips: list[UkbZip], key: bytes, h5_ro
 
 
 def run_ukb(root: str | os.PathLike, out: str | os.PathLike, *, key: bytes, lvef: str | os.PathLike | None = None,
-            pre: Preprocess = Preprocess(), tmp_root: str | None = None) -> pd.DataFrame:
+            pre: Preprocess = Preprocess(), tmp_root: str | None = None, jobs: int = 1) -> pd.DataFrame:
     """Convert the UK Biobank zips under ``root`` into ``out`` (module docstring); return files.csv."""
     out = Path(out)
     zips, other = find_zips(root)
@@ -293,10 +293,10 @@ def run_ukb(root: str | os.PathLike, out: str | os.PathLike, *, key: bytes, lvef
             continue
         seen.add(z.path.name)
         by_study.setdefault((z.eid, z.instance), []).append(z)
+    work = [(eid, inst, sorted(group, key=lambda z: z.field != SAX_FIELD), key, out / "h5", pre,
+             measures.get((eid, inst), {}), tmp_root) for (eid, inst), group in sorted(by_study.items())]
     studies = []
-    for (eid, inst), group in progress(sorted(by_study.items()), "ukb studies", "study"):
-        group = sorted(group, key=lambda z: z.field != SAX_FIELD)  # SAX first
-        study, rows = convert_study(eid, inst, group, key, out / "h5", pre, measures.get((eid, inst), {}), tmp_root)
+    for study, rows in map_units(convert_study, work, jobs, "ukb studies", "study"):
         studies.append(study)
         units += rows
     if measures:
