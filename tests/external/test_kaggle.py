@@ -98,3 +98,15 @@ def test_worker_processes_give_the_same_outputs(kaggle, tmp_path):
             a, b = a.drop(columns="status"), b.drop(columns="status")  # unchanged vs written
         pd.testing.assert_frame_equal(a, b)
     assert mtimes(tmp_path).keys() == mtimes(out).keys()
+
+
+def test_the_training_data_reader_reads_the_studies_as_ingested_ones(kaggle):
+    from cinefm.data.h5 import H5Reader, scan_series
+
+    _, out, truth = kaggle
+    studies = tables(out)["studies"].query("status != 'failed'")
+    series = scan_series(studies.assign(h5=[str(out / "h5" / r) for r in studies["h5_relpath"]]))
+    assert set(series["view"]) == {"SAX", "2CH", "4CH"}
+    assert len(series) == truth.loc[truth["status"] == "ok", "sax_slices"].sum() + 2 * len(studies)
+    clip = H5Reader().read(series["h5"].iloc[0], series["view"].iloc[0], 0)
+    assert clip.shape == (8, 24, 24) and clip.dtype == np.uint8
