@@ -89,3 +89,18 @@ def test_rerun_rewrites_nothing_and_a_removed_patient_leaves_no_file(acdc, tmp_p
 def test_a_folder_that_is_not_acdc_is_named_in_the_error(tmp_path):
     with pytest.raises(ExternalError, match="training/ or testing/"):
         run_acdc(tmp_path, tmp_path / "out", key=KEY)
+
+
+def test_a_testing_patient_without_group_has_unknown_diseases_but_volumes(acdc, tmp_path):
+    release, _, files = acdc
+    pid = files.loc[files["status_t"] == "ok", "source_id"].iloc[0]
+    src = next((release["root"]).glob(f"*/{pid}"))
+    dst = tmp_path / "testing" / pid
+    shutil.copytree(src, dst)
+    info = dst / "Info.cfg"
+    info.write_text("".join(line + "\n" for line in info.read_text().splitlines() if not line.startswith("Group")))
+    run_acdc(tmp_path, tmp_path / "out", key=KEY, pre=PRE)
+    labels = tables(tmp_path / "out")["labels"]
+    assert len(labels) == 1 and labels.loc[0, "split"] == "test"
+    assert (labels.loc[0, ["dcm", "hcm", "prior_mi", "rv_dilation"]] == "").all()
+    assert float(labels.loc[0, "edv_ml"]) > 0

@@ -121,3 +121,20 @@ def test_unreadable_inputs_raise_naming_the_file(tmp_path):
         zf.writestr("manifest.csv", "filename,series discription\nx.dcm,CINE_segmented_SAX_b1\n")
     files = run_ukb(tmp_path / "zips", tmp_path / "out", key=KEY, pre=PRE)
     assert files.set_index("source_id").loc["2_20209_2_0", "status"] == "inconsistent"
+
+
+def test_a_zip_without_manifest_takes_its_series_from_the_headers(ukb, tmp_path):
+    release, _, truth = ukb
+    good = truth[truth["fault"] == ""].iloc[0]
+    (tmp_path / "zips").mkdir()
+    for field in ("20209", "20208"):
+        src = release["root"] / f"{good.eid}_{field}_2_0.zip"
+        with zipfile.ZipFile(src) as zin, zipfile.ZipFile(tmp_path / "zips" / src.name, "w") as zout:
+            for name in zin.namelist():
+                if not name.startswith("manifest."):
+                    zout.writestr(name, zin.read(name))
+    files = run_ukb(tmp_path / "zips", tmp_path / "out", key=KEY, pre=PRE)
+    assert files["status"].tolist() == ["ok", "ok"]
+    assert files["reason"].str.startswith("no_manifest").all()
+    shapes = h5_shapes(tmp_path / "out", files["h5_relpath"].iloc[0])
+    assert set(shapes) == {"SAX", "2CH", "3CH", "4CH"} and shapes["SAX"][0] == good.sax_slices
