@@ -104,3 +104,14 @@ def test_a_testing_patient_without_group_has_unknown_diseases_but_volumes(acdc, 
     assert len(labels) == 1 and labels.loc[0, "split"] == "test"
     assert (labels.loc[0, ["dcm", "hcm", "prior_mi", "rv_dilation"]] == "").all()
     assert float(labels.loc[0, "edv_ml"]) > 0
+
+
+def test_the_cli_writes_a_release_and_converts_it(tmp_path, monkeypatch, capsys):
+    from cinefm.cli import main
+
+    monkeypatch.setenv("CINEFM_PSEUDONYM_KEY", KEY.decode())
+    assert main(["phantom-acdc", "--out", str(tmp_path / "rel"), "--patients", "2", "--no-faults"]) == 0
+    assert main(["acdc", "--root", str(tmp_path / "rel"), "--out", str(tmp_path / "out")]) == 0
+    files = tables(tmp_path / "out")["files"]
+    assert files["status"].tolist() == ["ok", "ok"]
+    assert "ok" in capsys.readouterr().out

@@ -1,7 +1,8 @@
 # Public-dataset adapters (cinefm.external): a release as distributed -> results/external/{name}/
 # files.csv (status per video), h5/{patient}/{study}.h5, studies.csv (for splits), labels.csv.
-# A rule exists only when its config root is set (config external.<name>.root), or, for EchoNet,
+# EchoNet: a rule exists only when its config root is set (config external.echonet.root), or
 # when its synthetic release is enabled (external.echonet.phantom.enabled; cinefm.phantom.echo).
+# UKB, ACDC, Kaggle: a rule exists when external.<cohort>.enabled (see below).
 
 EXTERNAL = config.get("external", {})
 ECHONET = EXTERNAL.get("echonet") or {}
@@ -72,22 +73,8 @@ if ECHONET_ROOT:
 # (cinefm.external.{ukb,acdc,kaggle}): one rule per enabled cohort, on CPU. With root null the DAG
 # first writes the cohort's synthetic release (cinefm.phantom.releases) and converts that.
 EXTERNAL_TABLES = ("files", "series", "studies", "labels", "flow")
-EXTERNAL_RELEASES = {}  # cohort -> (root, is_phantom)
-for _cohort in ("ukb", "acdc", "kaggle"):
-    _ccfg = EXTERNAL.get(_cohort) or {}
-    if _ccfg.get("enabled"):
-        EXTERNAL_RELEASES[_cohort] = (_ccfg.get("root") or f"{R}/external/{_cohort}_phantom", not _ccfg.get("root"))
+EXTERNAL_RELEASES = external_releases()  # cohort -> (release root, is_phantom); common.smk
 EXTERNAL_FLOWS = [f"{R}/external/{c}/flow.csv" for c in EXTERNAL_RELEASES]
-
-
-def external_release_input(cohort):
-    """The adapter's input: the synthetic release's truth.csv, or the configured root (and --lvef CSV)."""
-    root, phantom = EXTERNAL_RELEASES[cohort]
-    if phantom:
-        return {"release": f"{root}/truth.csv"}
-    lvef = (EXTERNAL[cohort].get("lvef") if cohort == "ukb" else None)
-    return {"release": root, **({"lvef": lvef} if lvef else {})}
-
 
 for _cohort, (_root, _phantom) in EXTERNAL_RELEASES.items():
     if _phantom:
@@ -97,10 +84,11 @@ for _cohort, (_root, _phantom) in EXTERNAL_RELEASES.items():
                 f"{_cohort}_phantom"
             output:
                 truth=f"{_root}/truth.csv",
+                **({"lvef": f"{_root}/lvef.csv"} if _cohort == "ukb" else {}),
             params:
                 cohort=_cohort,
-                out=_root,
-                options={k: v for k, v in EXTERNAL[_cohort]["phantom"].items()},
+                out=lambda w, output: os.path.dirname(output.truth),
+                options=dict(EXTERNAL[_cohort]["phantom"]),
             log:
                 f"logs/external/{_cohort}_phantom.log",
             benchmark:
@@ -123,12 +111,11 @@ for _cohort, (_root, _phantom) in EXTERNAL_RELEASES.items():
             **{t: f"{R}/external/{_cohort}/{t}.csv" for t in EXTERNAL_TABLES},
         params:
             cohort=_cohort,
-            root=_root,
+            root=lambda w, input: external_release_root(input.release),
             phantom=_phantom,
-            lvef=(EXTERNAL[_cohort].get("lvef") or (f"{_root}/lvef.csv" if _phantom else None))
-            if _cohort == "ukb" else None,
+            lvef=lambda w, input: input.get("lvef"),
             tmp_dir=EXTERNAL[_cohort].get("tmp_dir"),
-            out=f"{R}/external/{_cohort}",
+            out=lambda w, output: os.path.dirname(output.files),
             frame_size=config["ingest"]["frame_size"],
             percentiles=config["ingest"]["intensity_percentiles"],
             compression=config["ingest"]["compression"],
