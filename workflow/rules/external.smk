@@ -120,6 +120,7 @@ for _cohort, (_root, _phantom) in EXTERNAL_RELEASES.items():
             percentiles=config["ingest"]["intensity_percentiles"],
             compression=config["ingest"]["compression"],
             min_frames=config["ingest"]["min_frames"],
+            views=config["ingest"]["views"],  # geometry.slice_tolerance_mm, as ingestion
             key_file=config["privacy"].get("key_file"),
         log:
             f"logs/external/{_cohort}.log",

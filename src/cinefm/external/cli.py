@@ -92,8 +92,11 @@ def preprocess_from_config(cfg: dict):
     """Ingestion's clip preprocessing (config ``ingest``) for the external adapters."""
     from cinefm.external.release import Preprocess
 
+    from cinefm.dicom.views import load_view_rules
+
     ing = cfg.get("ingest", {})
-    return Preprocess(frame_size=int(ing.get("frame_size", 64)),
+    tol = load_view_rules(ing["views"]).geometry.slice_tolerance_mm if ing.get("views") else Preprocess.tol_mm
+    return Preprocess(frame_size=int(ing.get("frame_size", 64)), tol_mm=float(tol),
                       percentiles=tuple(float(x) for x in ing.get("intensity_percentiles", (0.5, 99.5))),
                       compression=str(ing.get("compression", "none")), min_frames=int(ing.get("min_frames", 10)))
 

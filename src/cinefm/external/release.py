@@ -76,7 +76,7 @@ class Preprocess:
     frame_size: int = 64
     percentiles: tuple[float, float] = (0.5, 99.5)
     compression: str = "none"
-    tol_mm: float = 0.5  # positions closer than this are one slice (ingestion's assembly tolerance)
+    tol_mm: float = 0.5  # positions closer than this are one slice (views.yaml geometry.slice_tolerance_mm)
     min_frames: int = 10  # cine series with fewer frames are left out (config ingest.min_frames)
 
     def identity(self) -> dict:
