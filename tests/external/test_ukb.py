@@ -11,6 +11,7 @@ import pytest
 from cinefm.external.release import Preprocess
 from cinefm.external.ukb import ExternalError, classify_series, read_lvef, read_manifest, run_ukb
 from cinefm.phantom.releases import generate_ukb
+
 from .release_checks import KEY, assert_no_phi, h5_shapes, mtimes, tables
 
 PRE = Preprocess(frame_size=24, min_frames=4)
@@ -35,7 +36,7 @@ def test_every_good_study_lands_with_its_views_slices_and_frames(ukb):
         study = t["studies"][t["studies"]["study_id"] == mine["study_id"].iloc[0]].iloc[0]
         shapes = h5_shapes(out, study["h5_relpath"])
         assert set(shapes) == set(row.views.split(";")), row
-        for view, shape in shapes.items():
+        for shape in shapes.values():
             assert shape[1:] == (row.frames, PRE.frame_size, PRE.frame_size)
         if "SAX" in shapes:
             assert shapes["SAX"][0] == row.sax_slices  # b1..b4, the repeat of b2 counted once

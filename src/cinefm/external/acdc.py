@@ -218,9 +218,10 @@ def convert_patient(folder: Path, split: str, root: Path, key: bytes, h5_root: P
     return study, unit_row(pid, rel, "ok", "; ".join(study.notes), **ids)
 
 
-def run_acdc(root: str | os.PathLike, out: str | os.PathLike, *, key: bytes, pre: Preprocess = Preprocess(),
+def run_acdc(root: str | os.PathLike, out: str | os.PathLike, *, key: bytes, pre: Preprocess | None = None,
              jobs: int = 1) -> pd.DataFrame:
     """Convert the ACDC release under ``root`` into ``out`` (module docstring); return files.csv."""
+    pre = pre or Preprocess()
     root, out = Path(root), Path(out)
     folders = [(split, p) for split, base in split_folders(root) for p in sorted(base.iterdir())
                if p.is_dir() and PATIENT.match(p.name)]

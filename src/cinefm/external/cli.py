@@ -90,9 +90,8 @@ def _register_cohorts(subparsers) -> None:
 
 def preprocess_from_config(cfg: dict):
     """Ingestion's clip preprocessing (config ``ingest``) for the external adapters."""
-    from cinefm.external.release import Preprocess
-
     from cinefm.dicom.views import load_view_rules
+    from cinefm.external.release import Preprocess
 
     ing = cfg.get("ingest", {})
     tol = load_view_rules(ing["views"]).geometry.slice_tolerance_mm if ing.get("views") else Preprocess.tol_mm

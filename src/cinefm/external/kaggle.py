@@ -4,18 +4,20 @@ Input (https://www.kaggle.com/c/second-annual-data-science-bowl/data; 500 train,
 440 test studies, Ids 1..1140), a folder holding:
 
 - ``train/``, ``validate/``, ``test/``, each with ``{Id}/study/{sax_N, 2ch_N, 4ch_N}/*.dcm``: one
-  folder per series, single-frame cine DICOM files (``IM-xxxx-yyyy.dcm``), usually 30 per cine.
-  Many downloads unpack into a doubled folder, ``train/train/{Id}/study`` (CineMA
+  folder per series, single-frame cine DICOM files ``IM-{series}-{frame:04d}.dcm``, 30 per cine
+  (the DSB tutorials list ``train/1/study/sax_5/IM-4557-0001.dcm`` ... ``IM-4557-0030.dcm``).
+  Many downloads unpack into a doubled folder, ``train/train/{Id}/study`` (public loaders read
+  ``second-annual-data-science-bowl/train/train/10/study/sax_5/...``; CineMA
   ``cinema/data/kaggle/preprocess.py`` reads ``data_dir / split / split``); both are accepted.
 - ``train.csv`` and ``validate.csv``: ``Id,Systole,Diastole`` (LV volumes, ml);
   ``solution.csv`` (released after the contest) for the test set: ``Id,Volume,Usage`` with
   ``Id`` = ``{n}_Diastole`` / ``{n}_Systole`` (CineMA pivots it on the suffix after ``_``).
 
-Known quirks of the set (CineMA's ``filter_sax_images`` keeps the longest run of SAX slices with
-equal size, spacing and direction; its ``PIDS_TO_SKIP`` lists an all-black study; Kaggle forum
-write-ups of the winning solutions describe the rest): SAX slices with another matrix or
-orientation, repeated acquisitions at one slice location, missing slices, frame counts other than
-30, and folders with files that are not images. Each SAX folder is checked
+Known quirks of the set: SAX slices with another matrix or orientation (CineMA's
+``filter_sax_images`` keeps the longest run of SAX slices with equal size, spacing and direction;
+its ``PIDS_TO_SKIP`` lists an all-black study), repeated acquisitions at one slice location,
+missing slices, frame counts other than 30 (CineMA notes a study with 30 SAX and 21 LAX frames),
+and folders with files that are not images. Each SAX folder is checked
 (:func:`cinefm.external.release.select_sax`) and its fate recorded in ``series.csv``; the stack
 keeps one series per position (the latest), the majority orientation and matrix; other frame
 counts are resampled to the common count by ingestion's periodic interpolation (noted).
@@ -162,9 +164,10 @@ def convert_study(sid: str, split: str, folder: Path, root: Path, key: bytes, h5
     return study, unit_row(sid, rel, status, study.reason if status != "ok" else "; ".join(study.notes), **ids)
 
 
-def run_kaggle(root: str | os.PathLike, out: str | os.PathLike, *, key: bytes, pre: Preprocess = Preprocess(),
+def run_kaggle(root: str | os.PathLike, out: str | os.PathLike, *, key: bytes, pre: Preprocess | None = None,
                jobs: int = 1) -> pd.DataFrame:
     """Convert the Data Science Bowl download under ``root`` into ``out`` (module docstring); return files.csv."""
+    pre = pre or Preprocess()
     root, out = Path(root), Path(out)
     if not any((root / s).is_dir() for s in SPLITS):
         raise ExternalError(f"{root}: none of train/, validate/, test/ — --root must be the unpacked "

@@ -277,8 +277,9 @@ def convert_study(eid: str, instance: str, zips: list[UkbZip], key: bytes, h5_ro
 
 
 def run_ukb(root: str | os.PathLike, out: str | os.PathLike, *, key: bytes, lvef: str | os.PathLike | None = None,
-            pre: Preprocess = Preprocess(), tmp_root: str | None = None, jobs: int = 1) -> pd.DataFrame:
+            pre: Preprocess | None = None, tmp_root: str | None = None, jobs: int = 1) -> pd.DataFrame:
     """Convert the UK Biobank zips under ``root`` into ``out`` (module docstring); return files.csv."""
+    pre = pre or Preprocess()
     out = Path(out)
     zips, other = find_zips(root)
     if other:

@@ -35,7 +35,16 @@ from cinefm.atomic import write_csv
 from cinefm.phantom.anatomy import Heart, Tissue, contraction
 from cinefm.phantom.diseases import sample_patient_heart, study_heart
 from cinefm.phantom.encoding import SeriesEncoder, element
-from cinefm.phantom.geometry import Body, Placement, Plane, PlaneScene, lax_plane, make_body, place_heart, sax_planes
+from cinefm.phantom.geometry import (
+    Body,
+    Placement,
+    Plane,
+    PlaneScene,
+    lax_plane,
+    make_body,
+    place_heart,
+    sax_planes,
+)
 from cinefm.phantom.render import contrast_table, make_look, render, to_stored
 from cinefm.phantom.writer import make_uid
 
