@@ -49,6 +49,7 @@ from cinefm.external.release import (
     digest_of,
     map_units,
     reuse_existing,
+    to_number,
     unit_row,
     write_outputs,
     write_study,
@@ -76,14 +77,6 @@ def study_folders(root: Path) -> dict[str, list[tuple[str, Path]]]:
     return found
 
 
-def _volume(v) -> float:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return float("nan")
-    return x if np.isfinite(x) else float("nan")
-
-
 def read_volumes(root: Path) -> tuple[dict[str, tuple[float, float]], dict[str, str]]:
     """{Id: (systole, diastole)} and {Id: csv name} from train.csv, validate.csv and solution.csv."""
     vols, where = {}, {}
@@ -96,7 +89,7 @@ def read_volumes(root: Path) -> tuple[dict[str, tuple[float, float]], dict[str, 
         if missing:
             raise ExternalError(f"{path}: missing column(s) {sorted(missing)}; expected Id,Systole,Diastole")
         for r in df.itertuples(index=False):
-            vols[r.Id.strip()] = (_volume(r.Systole), _volume(r.Diastole))
+            vols[r.Id.strip()] = (to_number(r.Systole), to_number(r.Diastole))
             where[r.Id.strip()] = name
     path = root / "solution.csv"
     if path.is_file():
@@ -106,7 +99,7 @@ def read_volumes(root: Path) -> tuple[dict[str, tuple[float, float]], dict[str, 
         pairs: dict[str, dict[str, float]] = {}
         for r in df.itertuples(index=False):
             n, _, phase = r.Id.strip().partition("_")
-            pairs.setdefault(n, {})[phase.lower()] = _volume(r.Volume)
+            pairs.setdefault(n, {})[phase.lower()] = to_number(r.Volume)
         for n, p in pairs.items():
             vols[n] = (p.get("systole", np.nan), p.get("diastole", np.nan))
             where[n] = "solution.csv"

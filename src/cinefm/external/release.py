@@ -117,10 +117,13 @@ def digest_of(items: Iterable, pre: Preprocess, extra: dict | None = None) -> st
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes (streamed)."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+def to_number(value) -> float:
+    """``float(value)`` when it is a finite number, else NaN (blank or malformed table cells)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return x if np.isfinite(x) else float("nan")
 
 
 # ---------------------------------------------------------------- DICOM series checks

@@ -60,6 +60,7 @@ from cinefm.external.release import (
     digest_of,
     map_units,
     reuse_existing,
+    to_number,
     unit_row,
     write_outputs,
     write_study,
@@ -219,20 +220,12 @@ def read_lvef(path: str | os.PathLike | None) -> dict[tuple[str, str], dict[str,
         eid = str(r["eid"]).strip()
         if "lvef" in df.columns:
             inst = str(r.get("instance", "") or "2").strip()
-            out[(eid, inst)] = {k: _num(r.get(k, "")) for k in SHOWCASE}
+            out[(eid, inst)] = {k: to_number(r.get(k, "")) for k in SHOWCASE}
         for c in showcase:
             field, inst = c.split("-")[0], c.split("-")[1].split(".")[0]
             key = next(k for k, f in SHOWCASE.items() if f == field)
-            out.setdefault((eid, inst), {k: np.nan for k in SHOWCASE})[key] = _num(r[c])
+            out.setdefault((eid, inst), {k: np.nan for k in SHOWCASE})[key] = to_number(r[c])
     return out
-
-
-def _num(v) -> float:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return float("nan")
-    return x if np.isfinite(x) else float("nan")
 
 
 def convert_study(eid: str, instance: str, zips: list[UkbZip], key: bytes, h5_root: Path, pre: Preprocess,
