@@ -101,6 +101,8 @@ def test_manifest_quirks_are_read_as_ukb_writes_them():
             "a.dcm,123,1,UKBB,h,Aug 30, 2015,10:15:00,100,CINE_segmented_SAX_b1\n")
     df = read_manifest(text)
     assert df.loc[0, "series discription"] == "CINE_segmented_SAX_b1" and df.loc[0, "filename"] == "a.dcm"
+    assert df.attrs["skipped_lines"] == 0
+    assert read_manifest(text + "b.dcm,1,2,3,4,5,6,7,8,9,10\n").attrs["skipped_lines"] == 1
     assert classify_series("CINE_segmented_SAX_InlineVF")[0] == "" and classify_series("CINE_segmented_LAX_3Ch")[0] == "3CH"
 
 

@@ -223,8 +223,12 @@ def run_acdc(root: str | os.PathLike, out: str | os.PathLike, *, key: bytes, pre
     """Convert the ACDC release under ``root`` into ``out`` (module docstring); return files.csv."""
     pre = pre or Preprocess()
     root, out = Path(root), Path(out)
-    folders = [(split, p) for split, base in split_folders(root) for p in sorted(base.iterdir())
-               if p.is_dir() and PATIENT.match(p.name)]
+    entries = [(split, p) for split, base in split_folders(root) for p in sorted(base.iterdir())]
+    folders = [(split, p) for split, p in entries if p.is_dir() and PATIENT.match(p.name)]
+    other = [p.name for sp, p in entries if (sp, p) not in folders]
+    if other:
+        log.warning("acdc: %d entr(ies) of training/testing not named patientNNN left out, e.g. %s",
+                    len(other), other[0])
     done = map_units(convert_patient, [(folder, split, root, key, out / "h5", pre) for split, folder in folders],
                      jobs, "acdc patients", "patient")
     studies, units = [s for s, _ in done], [r for _, r in done]

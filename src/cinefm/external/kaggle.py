@@ -74,6 +74,8 @@ def study_folders(root: Path) -> dict[str, list[tuple[str, Path]]]:
             for p in sorted(base.iterdir(), key=lambda q: (len(q.name), q.name)):
                 if p.is_dir() and p.name.isdigit():
                     found.setdefault(p.name, []).append((split, p))
+                elif p.name != name:  # the doubled nesting folder itself is expected
+                    log.warning("kaggle: %s is not an {Id} study folder; left out", p.relative_to(root))
     return found
 
 

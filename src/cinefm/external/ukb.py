@@ -126,10 +126,14 @@ def classify_series(name: str) -> tuple[str, str]:
 
 
 def read_manifest(text: str) -> pd.DataFrame:
-    """Parse a manifest after repairing ``Aug 30, 2015``-style dates; columns lower-cased and stripped."""
+    """Parse a manifest after repairing ``Aug 30, 2015``-style dates; columns lower-cased and stripped.
+
+    Lines that still do not parse are left out and counted in ``df.attrs["skipped_lines"]``.
+    """
     fixed = DATE_WITH_COMMA.sub(lambda m: f"{m.group(3)}-{m.group(1)}{m.group(2)}-20{m.group(4)}", text)
     df = pd.read_csv(io.StringIO(fixed), dtype=str, keep_default_na=False, on_bad_lines="skip")
     df.columns = [c.strip().lower() for c in df.columns]
+    df.attrs["skipped_lines"] = sum(1 for line in fixed.splitlines()[1:] if line.strip()) - len(df)
     if "series description" in df.columns and "series discription" not in df.columns:
         df = df.rename(columns={"series description": "series discription"})
     return df
@@ -154,7 +158,13 @@ def _member_series(zf: zipfile.ZipFile) -> tuple[dict[str, list[str]] | None, st
     groups: dict[str, list[str]] = {}
     for n, s in zip(names, df["series discription"].str.strip(), strict=True):
         groups.setdefault(s, []).append(n)
-    return groups, ""
+    notes = []
+    if df.attrs["skipped_lines"]:
+        notes.append(f"manifest_lines_skipped: {df.attrs['skipped_lines']} line(s) of the manifest do not parse")
+    unlisted = len(members) - len(manifests) - len(set(names))
+    if unlisted > 0:
+        notes.append(f"files_not_in_manifest: {unlisted} file(s) of the zip are not named by the manifest, left out")
+    return groups, "; ".join(notes)
 
 
 def _series_from_headers(folder: Path, names: list[str]) -> dict[str, list[str]]:
