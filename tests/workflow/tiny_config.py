@@ -33,7 +33,8 @@ TINY = {
     # the fractions seed 329 was chosen for (pinned: the demo's own fractions may change)
     "splits": {"seed": 329, "pretrain_fraction": 0.5, "pretrain_val_fraction": 0.33,
                "downstream": {"train": 0.5, "val": 0.25, "test": 0.25}},
-    "external": {"echonet": {"phantom": {"enabled": False}}},  # the echo branch has its own tests
+    "external": {"echonet": {"phantom": {"enabled": False}},  # the echo branch has its own tests,
+                 "ukb": {"enabled": False}, "acdc": {"enabled": False}, "kaggle": {"enabled": False}},  # so do these
     "models": {
         "video": {"name": "mvit_small", "weights": None, "frames": 4, "size": 16, "stochastic_depth": 0.0,
                   "mvit_small": {"dims": [8, 16], "heads": [1, 2], "depths": [1, 2], "kv_stride": 2}},

@@ -77,3 +77,31 @@ def finetune_pretrain_ckpt(wildcards):
         return {}
     run = exp.pretrain_run or config["pretrain"]["run"]
     return {"pretrain": f"{R}/pretrain/{run}/last.ckpt"}
+
+
+def external_releases():
+    """UKB/ACDC/Kaggle cohorts enabled in ``config.external``: cohort -> (release root, is_phantom).
+
+    With ``root`` null the DAG writes the cohort's synthetic release under ``results/external/``.
+    """
+    ext = config.get("external") or {}
+    out = {}
+    for cohort in ("ukb", "acdc", "kaggle"):
+        ccfg = ext.get(cohort) or {}
+        if ccfg.get("enabled"):
+            out[cohort] = (ccfg.get("root") or f"{R}/external/{cohort}_phantom", not ccfg.get("root"))
+    return out
+
+
+def external_release_input(cohort):
+    """The adapter's inputs: the synthetic release's truth.csv (and lvef.csv), or the root (and --lvef CSV)."""
+    root, phantom = external_releases()[cohort]
+    lvef = (config["external"][cohort].get("lvef") if cohort == "ukb" else None) or (
+        f"{root}/lvef.csv" if phantom and cohort == "ukb" else None)
+    return {"release": f"{root}/truth.csv" if phantom else root, **({"lvef": lvef} if lvef else {})}
+
+
+def external_release_root(release):
+    """The release folder from the adapter's ``release`` input (a folder, or the phantom's truth.csv)."""
+    return release if os.path.isdir(release) and not release.endswith(".csv") else os.path.dirname(release)
+

@@ -1,7 +1,8 @@
 # Public-dataset adapters (cinefm.external): a release as distributed -> results/external/{name}/
 # files.csv (status per video), h5/{patient}/{study}.h5, studies.csv (for splits), labels.csv.
-# A rule exists only when its config root is set (config external.<name>.root), or, for EchoNet,
+# EchoNet: a rule exists only when its config root is set (config external.echonet.root), or
 # when its synthetic release is enabled (external.echonet.phantom.enabled; cinefm.phantom.echo).
+# UKB, ACDC, Kaggle: a rule exists when external.<cohort>.enabled (see below).
 
 EXTERNAL = config.get("external", {})
 ECHONET = EXTERNAL.get("echonet") or {}
@@ -66,3 +67,72 @@ if ECHONET_ROOT:
             "../scripts/echonet.py"
 
     FINAL_TARGETS.extend([f"{R}/external/echonet/files.csv", f"{R}/external/echonet/studies.csv"])
+
+
+# UK Biobank, ACDC and the Kaggle Data Science Bowl as their owners distribute them
+# (cinefm.external.{ukb,acdc,kaggle}): one rule per enabled cohort, on CPU. With root null the DAG
+# first writes the cohort's synthetic release (cinefm.phantom.releases) and converts that.
+EXTERNAL_TABLES = ("files", "series", "studies", "labels", "flow")
+EXTERNAL_RELEASES = external_releases()  # cohort -> (release root, is_phantom); common.smk
+EXTERNAL_FLOWS = [f"{R}/external/{c}/flow.csv" for c in EXTERNAL_RELEASES]
+
+for _cohort, (_root, _phantom) in EXTERNAL_RELEASES.items():
+    if _phantom:
+
+        rule:
+            name:
+                f"{_cohort}_phantom"
+            output:
+                truth=f"{_root}/truth.csv",
+                **({"lvef": f"{_root}/lvef.csv"} if _cohort == "ukb" else {}),
+            params:
+                cohort=_cohort,
+                out=lambda w, output: os.path.dirname(output.truth),
+                options=dict(EXTERNAL[_cohort]["phantom"]),
+            log:
+                f"logs/external/{_cohort}_phantom.log",
+            benchmark:
+                f"benchmarks/external/{_cohort}_phantom.tsv"
+            threads: 1
+            resources:
+                mem_mb=2000,
+                runtime=30,
+            conda:
+                env("external")
+            script:
+                "../scripts/external_phantom.py"
+
+    rule:
+        name:
+            _cohort
+        input:
+            **external_release_input(_cohort),
+        output:
+            **{t: f"{R}/external/{_cohort}/{t}.csv" for t in EXTERNAL_TABLES},
+        params:
+            cohort=_cohort,
+            root=lambda w, input: external_release_root(input.release),
+            phantom=_phantom,
+            lvef=lambda w, input: input.get("lvef"),
+            tmp_dir=EXTERNAL[_cohort].get("tmp_dir"),
+            out=lambda w, output: os.path.dirname(output.files),
+            frame_size=config["ingest"]["frame_size"],
+            percentiles=config["ingest"]["intensity_percentiles"],
+            compression=config["ingest"]["compression"],
+            min_frames=config["ingest"]["min_frames"],
+            views=config["ingest"]["views"],  # geometry.slice_tolerance_mm, as ingestion
+            key_file=config["privacy"].get("key_file"),
+        log:
+            f"logs/external/{_cohort}.log",
+        benchmark:
+            f"benchmarks/external/{_cohort}.tsv"
+        threads: EXTERNAL[_cohort]["jobs"]
+        resources:
+            mem_mb=4000,
+            runtime=240,
+        conda:
+            env("external")
+        script:
+            "../scripts/external_cohort.py"
+
+    FINAL_TARGETS.extend([f"{R}/external/{_cohort}/files.csv", f"{R}/external/{_cohort}/studies.csv"])

@@ -63,6 +63,7 @@ rule report:
         retrieval=f"{R}/pretrain/{config['pretrain']['run']}/retrieval.csv",
         structure=f"{R}/pretrain/{config['pretrain']['run']}/structure.csv",
         echo=ECHONET_REPORT_INPUTS,  # echo.smk: EchoNet EF comparison ([] when not configured)
+        external=EXTERNAL_FLOWS,  # external.smk: flow.csv of each enabled UKB/ACDC/Kaggle adapter
     output:
         html=report(f"{R}/report/index.html", category="Report", caption="../report/report_html.rst"),
     params:

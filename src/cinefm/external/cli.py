@@ -1,6 +1,10 @@
 """``cinefm echonet``: an EchoNet-Dynamic release as distributed -> files.csv, h5/, studies.csv, labels.csv.
 
 ``cinefm echonet-phantom``: write a synthetic release in that format (:mod:`cinefm.phantom.echo`).
+``cinefm ukb`` / ``acdc`` / ``kaggle-dsb``: UK Biobank, ACDC and Data Science Bowl releases as their
+owners distribute them (:mod:`cinefm.external.ukb`, ``.acdc``, ``.kaggle``), with ingestion's clip
+preprocessing (config ``ingest``); ``cinefm phantom-ukb|phantom-acdc|phantom-kaggle`` write synthetic
+releases in those formats (:mod:`cinefm.phantom.releases`).
 """
 
 from __future__ import annotations
@@ -41,6 +45,98 @@ def register(subparsers) -> None:
     q.add_argument("--no-faults", action="store_true", help="no corrupt/missing/inconsistent/unlisted videos")
     q.add_argument("--config", default=None, help="config YAML (default config/config.yaml)")
     q.set_defaults(func=_run_phantom)
+    _register_cohorts(subparsers)
+
+
+COHORTS = {  # command -> (config key, what --root holds)
+    "ukb": ("ukb", "folder of UK Biobank bulk zips {eid}_20209_2_0.zip (SAX) and {eid}_20208_2_0.zip (LAX)"),
+    "acdc": ("acdc", "unpacked ACDC release holding training/ and testing/ patientNNN/ folders"),
+    "kaggle-dsb": ("kaggle", "unpacked second-annual-data-science-bowl download: train/ validate/ test/ and CSVs"),
+}
+PHANTOM_UNITS = {"ukb": "participants", "acdc": "patients", "kaggle": "studies"}
+NAMES = {"ukb": "UK Biobank", "acdc": "ACDC", "kaggle-dsb": "Data Science Bowl"}
+
+
+def _register_cohorts(subparsers) -> None:
+    for command, (cohort, root_help) in COHORTS.items():
+        p = subparsers.add_parser(
+            command, help=f"convert the {NAMES[command]} release as distributed to per-study HDF5 (ingestion layout)",
+            description="Writes OUT/files.csv (a status and reason per source unit), OUT/series.csv (the fate of "
+            "every DICOM series), OUT/h5/{patient}/{study}.h5 (ingestion's layout and clip preprocessing, config "
+            "ingest), OUT/studies.csv, OUT/labels.csv (lvef, edv_ml, esv_ml, disease keys, split) and OUT/flow.csv. "
+            "Needs the pseudonymization key ($CINEFM_PSEUDONYM_KEY or --key-file). Reruns rewrite nothing unchanged.")
+        p.add_argument("--root", required=True, help=root_help)
+        p.add_argument("--out", required=True, help=f"output folder (e.g. results/external/{cohort})")
+        if cohort == "ukb":
+            p.add_argument("--lvef", default=None, help="CSV with eid and lvef (%%) [edv_ml, esv_ml, instance], or the "
+                           "showcase columns eid, 22420-2.0, 22421-2.0, 22422-2.0")
+            p.add_argument("--tmp-dir", default=None, help="where zips are unpacked one study at a time "
+                           "(default: the system temporary folder)")
+        p.add_argument("--jobs", type=int, default=None, help=f"worker processes (default: config external.{cohort}.jobs)")
+        p.add_argument("--config", default=None, help="config YAML (default config/config.yaml)")
+        p.add_argument("--key-file", default=None, help="file holding the pseudonymization key (else config privacy.key_file)")
+        p.set_defaults(func=_run_cohort, cohort=cohort)
+        q = subparsers.add_parser(
+            f"phantom-{cohort}", help=f"write a synthetic {NAMES[command]} release (known truth, injected faults)",
+            description=f"Writes a release in the exact format `cinefm {command}` reads, plus truth.csv; options "
+            f"other than those given come from the config's external.{cohort}.phantom section.")
+        q.add_argument("--out", required=True, help="output folder (the release root)")
+        q.add_argument(f"--{PHANTOM_UNITS[cohort]}", dest="units", type=int, default=None, help="good units (default: config)")
+        q.add_argument("--seed", type=int, default=None, help="random seed (default: config)")
+        q.add_argument("--no-faults", action="store_true", help="no injected faults or quirks")
+        q.add_argument("--config", default=None, help="config YAML (default config/config.yaml)")
+        q.set_defaults(func=_run_cohort_phantom, cohort=cohort)
+
+
+def preprocess_from_config(cfg: dict):
+    """Ingestion's clip preprocessing (config ``ingest``) for the external adapters."""
+    from cinefm.dicom.views import load_view_rules
+    from cinefm.external.release import Preprocess
+
+    ing = cfg.get("ingest", {})
+    tol = load_view_rules(ing["views"]).geometry.slice_tolerance_mm if ing.get("views") else Preprocess.tol_mm
+    return Preprocess(frame_size=int(ing.get("frame_size", 64)), tol_mm=float(tol),
+                      percentiles=tuple(float(x) for x in ing.get("intensity_percentiles", (0.5, 99.5))),
+                      compression=str(ing.get("compression", "none")), min_frames=int(ing.get("min_frames", 10)))
+
+
+def phantom_options(cfg: dict, cohort: str) -> dict:
+    """The generator's keyword arguments from ``external.<cohort>.phantom`` (without ``enabled``)."""
+    opts = dict(((cfg.get("external") or {}).get(cohort) or {}).get("phantom") or {})
+    opts.pop("enabled", None)
+    return opts
+
+
+def _run_cohort_phantom(args: argparse.Namespace) -> int:
+    from cinefm.config import DEFAULT_CONFIG, load_config
+    from cinefm.phantom.releases import GENERATORS
+
+    opts = phantom_options(load_config(args.config or DEFAULT_CONFIG), args.cohort)
+    if args.units is not None:
+        opts[PHANTOM_UNITS[args.cohort]] = args.units
+    if args.seed is not None:
+        opts["seed"] = args.seed
+    if args.no_faults:
+        opts["faults"] = False
+    for name, path in GENERATORS[args.cohort](args.out, **opts).items():
+        print(f"{name}\t{path}")
+    return 0
+
+
+def _run_cohort(args: argparse.Namespace) -> int:
+    from cinefm.config import DEFAULT_CONFIG, load_config
+    from cinefm.external.release import run_cohort
+    from cinefm.privacy import load_key
+
+    cfg = load_config(args.config or DEFAULT_CONFIG)
+    key = load_key(args.key_file or cfg.get("privacy", {}).get("key_file"), phantom=False)
+    ccfg = (cfg.get("external") or {}).get(args.cohort) or {}
+    extra = {"lvef": args.lvef or ccfg.get("lvef"), "tmp_root": args.tmp_dir or ccfg.get("tmp_dir")} \
+        if args.cohort == "ukb" else {}
+    files = run_cohort(args.cohort, args.root, args.out, key=key, pre=preprocess_from_config(cfg),
+                       jobs=args.jobs or int(ccfg.get("jobs", 1)), **extra)
+    print(files["status"].value_counts().to_string())
+    return 0
 
 
 def _run_phantom(args: argparse.Namespace) -> int:

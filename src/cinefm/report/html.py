@@ -115,6 +115,28 @@ def _labels_provenance(df: pd.DataFrame) -> str:
     parts = [f"{c.replace('_', ' ')} <code>{html.escape(v)}</code>" for c in cols
              for v in [";".join(sorted({str(x) for x in df[c].dropna()} - {""}))] if v]
     return f'<p class="lead">Labels by {", ".join(parts)}.</p>' if parts else ""
+EXTERNAL_COHORT_NAMES = {"ukb": "UK Biobank", "acdc": "ACDC", "kaggle": "Kaggle Data Science Bowl",
+                         "echonet": "EchoNet-Dynamic"}
+
+
+def external_flow_section(results: Path, config: dict) -> Section:
+    """Exclusion flow of each external cohort converted in this run (``external/{cohort}/flow.csv``)."""
+    title = "External cohorts: exclusion flow"
+    enabled = [c for c in ("ukb", "acdc", "kaggle")
+               if ((config.get("external") or {}).get(c) or {}).get("enabled")]
+    present = [c for c in EXTERNAL_COHORT_NAMES if (results / "external" / c / "flow.csv").is_file()]
+    cohorts = list(dict.fromkeys(enabled + present))
+    if not cohorts:
+        return Section("external", title, '<p class="lead">No external cohort is part of this run (config '
+                       "external.&lt;cohort&gt;.enabled).</p>")
+    lead = ('<p class="lead">Each cohort as its owner distributes it: counts of source units (zips, patient or '
+            "study folders, CSV rows), DICOM series, studies and patients kept, and every exclusion with its "
+            "reason code (<code>files.csv</code> and <code>series.csv</code> beside each table hold one row per "
+            "unit and series).</p>")
+    body = _section_parts(results, [
+        (f"external/{c}/flow.csv", EXTERNAL_COHORT_NAMES[c], lambda p: tables.table_html(_csv(p), 0))
+        for c in cohorts], "external")
+    return Section("external", title, lead + body)
 
 
 def labels_section(results: Path, config: dict) -> Section:
@@ -285,7 +307,7 @@ def settings_section(results: Path, config: dict) -> Section:
 SECTIONS: tuple[Callable[[Path, dict], Section], ...] = (
     flow_section, labels_section, pretrain_section, auroc_section, delong_section, thresholds_section,
     regression_section, subgroups_section, view_attention_section, bland_altman_section, echo_section,
-    settings_section,
+    external_flow_section, settings_section,
 )
 
 
