@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from cinefm.models.video import build_video_encoder
-from cinefm.viz.videos import AttentionSettings, overlay, render_attention_videos, render_clip, write_mp4
+from cinefm.viz.videos import (
+    AttentionSettings,
+    overlay,
+    render_attention_videos,
+    render_clip,
+    write_mp4,
+)
 
 FRAMES, SIZE, UP = 8, 32, 2
 PLANTED = (2, 5, 1)  # (t, h, w) on the 4x8x8 token grid of an 8x32x32 clip (patch stride 2x4x4)
@@ -89,9 +95,8 @@ def test_overlay_keeps_unattended_pixels_grey_and_colours_the_attended():
 @pytest.fixture(scope="module")
 def finetuned(tmp_path_factory):
     """A real fine-tuning run (2 steps) of the fine-tuning tests' toy cohort: best.ckpt and its cohort."""
-    from train.finetune_cohort import build_cohort, toy_config, write_experiment
-
     from cinefm.train.finetune import run_finetune
+    from train.finetune_cohort import build_cohort, toy_config, write_experiment
 
     tmp = tmp_path_factory.mktemp("attention")
     cohort = build_cohort(tmp / "cohort")
@@ -115,10 +120,14 @@ def test_videos_of_a_finetuned_model_cover_the_chosen_test_studies(finetuned, tm
     cohort, config, ckpt = finetuned
     out = tmp_path / "attention" / "lvef_random_transfer_100"
     table = pd.read_csv(render_attention_videos(ckpt, cohort.splits_csv, cohort.studies_csv, out,
-                                                _attention_config(config, studies=None)), dtype={"study_id": str})
+                                                _attention_config(config, studies=3, seed=2)),
+                        dtype={"study_id": str})
     test_ids = set(cohort.splits.query("split == 'test' and stage == 'downstream'")["study_id"])
-    assert set(table["study_id"]) == test_ids  # studies: null -> every test study
-    assert list(table["view"]) == ["4CH", "2CH", "SAX"] * len(test_ids)
+    assert table["study_id"].nunique() == 3 and set(table["study_id"]) <= test_ids
+    assert list(table["view"]) == ["4CH", "2CH", "SAX"] * 3
+    # the fixture drops 2CH of every 3rd study: those rows say so instead of vanishing
+    lacks_2ch = table["study_id"].str[1:].astype(int) % 3 == 0
+    assert lacks_2ch.any() and ((table["status"] == "absent") == (lacks_2ch & (table["view"] == "2CH"))).all()
     ok = table[table["status"] == "ok"]
     absent = table[table["status"] == "absent"]
     assert (absent["view"] == "2CH").all() and absent["reason"].str.contains("no 2CH series").all()
@@ -132,11 +141,12 @@ def test_videos_of_a_finetuned_model_cover_the_chosen_test_studies(finetuned, tm
         assert gif.shape[1:3] == (16, 16) and 1 <= gif.shape[0] <= 4
         assert iio.imread(out / rec.poster).shape == (64, 64, 3)
 
-    # a rerun choosing fewer studies (a seeded draw) leaves only its own files
-    render_attention_videos(ckpt, cohort.splits_csv, cohort.studies_csv, out, _attention_config(config))
+    # a rerun choosing other studies leaves only its own files
+    render_attention_videos(ckpt, cohort.splits_csv, cohort.studies_csv, out,
+                            _attention_config(config, studies=1, views=["4CH"]))
     again = pd.read_csv(out / "videos.csv")
-    assert again["study_id"].nunique() == 2
-    assert len(list(out.glob("*.mp4"))) == int((again["status"] == "ok").sum())
+    assert again["study_id"].nunique() == 1
+    assert len(list((out / "videos").glob("*.mp4"))) == int((again["status"] == "ok").sum())
 
 
 def test_a_cnn_checkpoint_is_refused_with_the_reason(finetuned, tmp_path):

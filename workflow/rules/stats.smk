@@ -63,6 +63,7 @@ rule report:
         retrieval=f"{R}/pretrain/{config['pretrain']['run']}/retrieval.csv",
         structure=f"{R}/pretrain/{config['pretrain']['run']}/structure.csv",
         echo=ECHONET_REPORT_INPUTS,  # echo.smk: EchoNet EF comparison ([] when not configured)
+        attention=ATTENTION_REPORT_INPUTS,  # attention.smk: heat-map videos ([] when not configured)
     output:
         html=report(f"{R}/report/index.html", category="Report", caption="../report/report_html.rst"),
     params:

@@ -4,14 +4,15 @@ For one experiment (``results/finetune/{experiment}/best.ckpt``) and the ``atten
 section: draw ``studies`` test studies (seeded; ``null`` = all) of the downstream test split,
 build each chosen view's clip as fine-tuning evaluates it (:class:`cinefm.data.transforms.ClipTransform`,
 no augmentation; the middle slice of a SAX stack), run the video trunk, take the class-token
-attention of the configured blocks (:mod:`cinefm.viz.attention`), and write to ``out_dir``:
+attention of the configured blocks (:mod:`cinefm.viz.attention`), and write to ``out_dir``
+(``results/attention/{experiment}``):
 
-- ``{study}_{view}.mp4``: the grey clip with the attention overlaid (H.264, imageio + ffmpeg),
+- ``videos/{study}_{view}.mp4``: the grey clip with the attention overlaid (H.264, imageio + ffmpeg),
   ``upscale`` × the model's input size, ``fps`` frames per second;
-- ``{study}_{view}.gif``: the same at the model's input size (small; embedded in the HTML report);
-- ``{study}_{view}.png``: poster frame, the frame holding the attention maximum;
+- ``videos/{study}_{view}.gif``: the same at the model's input size (small; embedded in the HTML report);
+- ``videos/{study}_{view}.png``: poster frame, the frame holding the attention maximum;
 - ``videos.csv``: one row per (study, view) asked for: experiment, study_id, view, slice, status
-  (``ok``, or ``absent`` with the reason), the three file names, frames, height, width (of the MP4),
+  (``ok``, or ``absent`` with the reason), the three files (relative to ``out_dir``), frames, height, width (of the MP4),
   token_grid (``txhxw`` of the last chosen block's keys), blocks, peak_frame, peak_row, peak_col
   (where the upsampled attention peaks, in clip pixels).
 
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 COLUMNS = ["experiment", "study_id", "view", "slice", "status", "reason", "mp4", "gif", "poster", "frames",
            "height", "width", "token_grid", "blocks", "peak_frame", "peak_row", "peak_col"]
 OUR_SUFFIXES = (".mp4", ".gif", ".png")
+VIDEOS = "videos"  # sub-folder of the media files (a directory output of the Snakemake rule)
 VIDEO_PREFIX = "model.video."  # FinetuneModule.model (StudyModel).video in the Lightning state dict
 
 
@@ -69,6 +71,13 @@ class AttentionSettings:
                        colormap=str(section["colormap"]), upscale=int(section["upscale"]))
         except KeyError as err:
             raise KeyError(f"config.attention: missing key {err} — see config/config.yaml") from err
+
+    def __post_init__(self) -> None:
+        from matplotlib import colormaps
+
+        if self.colormap not in colormaps:
+            raise ValueError(f"config.attention.colormap: {self.colormap!r} is not a matplotlib colormap "
+                             "(e.g. inferno, magma, viridis, jet)")
 
 
 # ----------------------------------------------------------------------------- pure parts
@@ -216,12 +225,13 @@ def render_clip(model: nn.Module, clip_cthw: torch.Tensor, settings: AttentionSe
 
 def _write_one(frames: np.ndarray, heat: np.ndarray, out_dir: Path, stem: str, fps: float,
                upscale: int) -> dict[str, Any]:
-    write_mp4(frames, out_dir / f"{stem}.mp4", fps)
+    names = {k: f"{VIDEOS}/{stem}.{ext}" for k, ext in (("mp4", "mp4"), ("gif", "gif"), ("poster", "png"))}
+    write_mp4(frames, out_dir / names["mp4"], fps)
     small = frames[:, ::upscale, ::upscale] if upscale > 1 else frames
-    write_gif(small, out_dir / f"{stem}.gif", fps)
+    write_gif(small, out_dir / names["gif"], fps)
     f, r, c = peak(heat)
-    write_png(frames[f], out_dir / f"{stem}.png")
-    return {"mp4": f"{stem}.mp4", "gif": f"{stem}.gif", "poster": f"{stem}.png", "frames": frames.shape[0],
+    write_png(frames[f], out_dir / names["poster"])
+    return {**names, "frames": frames.shape[0],
             "height": frames.shape[1], "width": frames.shape[2], "peak_frame": f, "peak_row": r, "peak_col": c}
 
 
@@ -237,7 +247,7 @@ def render_attention_videos(
     experiment: str | None = None,
     device: str | None = None,
 ) -> Path:
-    """Write the heat-map videos of ``experiment``'s test studies to ``out_dir``; return ``videos.csv``.
+    """Write the heat-map videos of ``experiment``'s test studies under ``out_dir``; return ``videos.csv``.
 
     ``config`` needs ``attention`` and ``data`` (clip normalisation, min_frames); the encoder
     and its clip size come from the checkpoint. ``device``: default CUDA when available.
@@ -251,7 +261,7 @@ def render_attention_videos(
 
     settings = AttentionSettings.from_config(config["attention"])
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    (out / VIDEOS).mkdir(parents=True, exist_ok=True)
     experiment = experiment or Path(checkpoint).parent.name
     model, video_cfg = load_video_encoder(checkpoint)
     model.to(torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
@@ -287,7 +297,7 @@ def render_attention_videos(
                 rows.append(row)
     finally:
         reader.close()
-    for stale in sorted(p for p in out.iterdir() if p.suffix in OUR_SUFFIXES and p not in written):
+    for stale in sorted(p for p in (out / VIDEOS).iterdir() if p.suffix in OUR_SUFFIXES and p not in written):
         stale.unlink()  # videos of studies an earlier run chose
     table = pd.DataFrame(rows).reindex(columns=COLUMNS)
     write_csv(table, out / "videos.csv")
