@@ -20,7 +20,7 @@ def test_section_embeds_every_drawn_video_and_names_the_absent_views(results_wit
     assert "<h3>Experiment dcm_clip_transfer_100</h3>" in section and "<h3>Experiment lvef_clip_transfer_100</h3>" in section
     gifs = re.findall(r'<img class="heat" alt="([^"]+)" src="data:image/gif;base64,', section)
     assert len(gifs) == 6  # 2 experiments x (2 x 4CH + 1 SAX)
-    assert "S000000000003 · SAX (MP4: attention/dcm_clip_transfer_100/videos/S000000000003_SAX.mp4)" in gifs
+    assert "S000000000003 · SAX" in gifs and "<code>attention/dcm_clip_transfer_100/videos/" in section
     assert section.count("study has no SAX series") == 2 and 'class="missing"' not in section
 
 

@@ -265,12 +265,13 @@ def _attention_videos_html(table_path: Path) -> str:
         gif = folder / rec.gif
         if not gif.is_file():
             raise ValueError(f"{gif} listed in videos.csv is missing")
-        figs.append(image_html(gif, f"{rec.study_id} · {rec.view} (MP4: attention/{folder.name}/{rec.mp4})",
-                               mime="image/gif", css_class="heat"))
+        figs.append(image_html(gif, f"{rec.study_id} · {rec.view}", mime="image/gif", css_class="heat"))
     absent = table[table["status"] != "ok"]
     notes = "".join(f"<li>{html.escape(r.study_id)} · {html.escape(r.view)}: {html.escape(r.reason)}</li>"
                     for r in absent.itertuples())
-    return "\n".join(figs) + (f'<p class="lead">Not drawn:</p><ul>{notes}</ul>' if notes else "")
+    where = (f'<p class="lead">MP4 and poster of each: <code>attention/{html.escape(folder.name)}/videos/'
+             "&lt;study&gt;_&lt;view&gt;.mp4</code> / <code>.png</code>.</p>")
+    return "\n".join(figs) + where + (f'<p class="lead">Not drawn:</p><ul>{notes}</ul>' if notes else "")
 
 
 def attention_section(results: Path, config: dict) -> Section:

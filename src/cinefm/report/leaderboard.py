@@ -37,6 +37,10 @@ TITLES = {
     "thresholds": "Operating points", "regression": "LVEF regression", "lvef_subgroups": "LVEF error by subgroup",
     "view_attention": "Multi-view attention per view", "comparison": "Paired comparison of absolute errors",
 }
+# columns shown first (then the table's others; bookkeeping columns last)
+FIRST = ("experiment", "experiment_a", "experiment_b", "task", "init", "mode", "fraction", "metric", "point",
+         "auc", "value", "difference", "mae_a", "mae_b", "CI", "p_value", "n")
+LAST = ("variance", "direction", "level", "cohort", "note")
 # a leaderboard ranks: best first where the table has one obvious score
 DEFAULT_SORT = {"auroc": ("auc", False), "delong": ("p_value", True)}
 
@@ -87,7 +91,10 @@ def annotate(df: pd.DataFrame, cohort: str) -> pd.DataFrame:
         out.insert(list(out.columns).index("ci_low"), name, text)
     num = out.select_dtypes("number").columns
     out[num] = out[num].round(4)
-    return out
+    ci = [c for c in out.columns if c.endswith("CI")]
+    first = [c for name in FIRST for c in ([name] if name != "CI" else ci) if c in out.columns]
+    last = [c for c in LAST if c in out.columns and c not in first]
+    return out[first + [c for c in out.columns if c not in first and c not in last] + last]
 
 
 def _read(path: Path) -> pd.DataFrame:

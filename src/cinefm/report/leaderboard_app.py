@@ -40,14 +40,14 @@ def build_app(results: str | os.PathLike):
     """The Shiny ``App`` over ``results`` (raises :class:`NoStatistics` when it has no statistics)."""
     from shiny import App, reactive, render, ui
 
-    root = Path(results).resolve()
+    given, root = Path(results), Path(results).resolve()
     tables = load_tables(root)
     by_key = {t.key: t for t in tables}
     first = next((t.key for t in tables if t.key == "internal/auroc"), tables[0].key)
     sidebar = ui.sidebar(
         ui.input_select("table", "Statistics table", {t.key: t.title for t in tables}, selected=first),
         *[ui.input_select(k, k.capitalize(), choices(tables, k)) for k in FILTERS],
-        ui.p(ui.tags.small(f"{len(tables)} tables from {root} (read-only). Click a column header to sort; "
+        ui.p(ui.tags.small(f"{len(tables)} tables from {given} (read-only). Click a column header to sort; "
                            "the boxes under the headers filter too.")),
         width=300,
     )
