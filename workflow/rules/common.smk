@@ -80,7 +80,7 @@ def finetune_pretrain_ckpt(wildcards):
 
 
 # Attention heat-map videos (attention.smk): MViT trunks only, refused with the reason otherwise.
-from cinefm.viz.attention import check_supported
+from cinefm.viz.support import check_supported
 
 
 def attention_experiments():

@@ -19,7 +19,8 @@ stride: 2 frames × 4 × 4 pixels at the first block of MViT-B) and averages ove
 
 Only MViT trunks have this attention: R(2+1)D is a convolutional network, and the Perceiver IO
 encoder has no class token (its latents cross-attend to Fourier-encoded inputs and are pooled
-by averaging), so :func:`check_supported` refuses them with the reason.
+by averaging), so :func:`check_model` (and, by name, :func:`cinefm.viz.support.check_supported`)
+refuses them with the reason.
 """
 
 from __future__ import annotations
@@ -33,34 +34,21 @@ from torch import nn
 from torchvision.models.video import MViT
 from torchvision.models.video.mvit import MultiscaleAttention, _add_rel_pos
 
-WHY_NOT = {
-    "r2plus1d_18": "R(2+1)D-18 is a convolutional network: it has no self-attention to show "
-                   "(use an MViT trunk, mvit_v1_b or mvit_small)",
-    "perceiver_io": "the Perceiver IO encoder has no class token attending to patches: its latents "
-                    "cross-attend to Fourier-encoded input tubelets and are averaged, so there is no "
-                    "class-token-to-patch attention to draw (use an MViT trunk, mvit_v1_b or mvit_small)",
-}
+from cinefm.viz.support import AttentionUnavailable, check_supported
 
+__all__ = ["AttentionUnavailable", "BlockAttention", "check_model", "check_supported", "class_token_attention",
+           "mvit_class_attention", "to_clip", "upsample_nearest"]
 
 # class names of the built trunks (cinefm.models.video) -> encoder names
-ENCODER_OF_CLASS = {"VideoResNet": "r2plus1d_18", "PerceiverIOEncoder": "perceiver_io", "MViT": "mvit"}
+ENCODER_OF_CLASS = {"VideoResNet": "r2plus1d_18", "PerceiverIOEncoder": "perceiver_io"}
 
 
-class AttentionUnavailable(ValueError):
-    """The encoder has no class-token self-attention over patches (the message says why)."""
-
-
-def check_supported(name: str, model: nn.Module | None = None) -> None:
-    """Raise :class:`AttentionUnavailable` unless encoder ``name`` (or ``model``) is a torchvision MViT."""
-    if model is not None and isinstance(model, MViT):
+def check_model(model: nn.Module) -> None:
+    """Raise :class:`AttentionUnavailable` unless ``model`` is a torchvision MViT (the reason otherwise)."""
+    if isinstance(model, MViT):
         return
-    if name in WHY_NOT:
-        raise AttentionUnavailable(f"attention videos: encoder {name!r} is not supported — {WHY_NOT[name]}")
-    if model is None and name in ("mvit_v1_b", "mvit_small"):
-        return
-    raise AttentionUnavailable(f"attention videos: encoder {name!r} ({type(model).__name__}) is not a "
-                               "torchvision MViT; only MViT trunks (mvit_v1_b, mvit_small) have a class token "
-                               "attending to patch tokens")
+    cls = type(model).__name__
+    check_supported(ENCODER_OF_CLASS.get(cls, cls))
 
 
 @dataclass(frozen=True)
@@ -123,8 +111,7 @@ def _block_indices(model: MViT, blocks: Sequence[int]) -> list[int]:
 def mvit_class_attention(model: nn.Module, clip_bcthw: torch.Tensor,
                          blocks: Sequence[int] = (-1,)) -> list[BlockAttention]:
     """Run ``model`` on ``clip_bcthw`` and return the class-token attention of each of ``blocks``."""
-    cls = type(model).__name__
-    check_supported(ENCODER_OF_CLASS.get(cls, cls), model)
+    check_model(model)
     chosen = _block_indices(model, blocks)
     recorders = {i: _InputRecorder() for i in chosen}
     handles = [model.blocks[i].attn.register_forward_pre_hook(rec) for i, rec in recorders.items()]

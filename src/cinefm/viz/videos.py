@@ -38,7 +38,8 @@ import torch
 from torch import nn
 
 from cinefm.atomic import atomic_path, write_csv
-from cinefm.viz.attention import check_supported, mvit_class_attention, to_clip
+from cinefm.viz.attention import mvit_class_attention, to_clip
+from cinefm.viz.support import check_supported
 
 log = logging.getLogger(__name__)
 
