@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from cinefm.models.video import build_video_encoder
 from cinefm.viz.videos import (
@@ -111,11 +112,12 @@ def finetuned(tmp_path_factory):
 
 
 def _attention_config(config: dict, **over) -> dict:
-    section = {"studies": 2, "views": ["4CH", "2CH", "SAX"], "blocks": [-1], "seed": 0, "fps": 4, "alpha": 0.6,
+    section = {"experiments": None, "studies": 2, "views": ["4CH", "2CH", "SAX"], "blocks": [-1], "seed": 0, "fps": 4, "alpha": 0.6,
                "colormap": "inferno", "upscale": 4, **over}
     return {**config, "attention": section}
 
 
+@pytest.mark.slow
 def test_videos_of_a_finetuned_model_cover_the_chosen_test_studies(finetuned, tmp_path):
     cohort, config, ckpt = finetuned
     out = tmp_path / "attention" / "lvef_random_transfer_100"
@@ -147,6 +149,21 @@ def test_videos_of_a_finetuned_model_cover_the_chosen_test_studies(finetuned, tm
     again = pd.read_csv(out / "videos.csv")
     assert again["study_id"].nunique() == 1
     assert len(list((out / "videos").glob("*.mp4"))) == int((again["status"] == "ok").sum())
+
+
+@pytest.mark.slow
+def test_cli_writes_what_the_rule_writes(finetuned, tmp_path):
+    from cinefm.cli import main
+
+    cohort, config, ckpt = finetuned
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(_attention_config(config, studies=1, views=["SAX"])))
+    out = tmp_path / "attention" / "x"
+    assert main(["attention", "--checkpoint", str(ckpt), "--splits", str(cohort.splits_csv), "--studies",
+                 str(cohort.studies_csv), "--out", str(out), "--config", str(cfg), "--device", "cpu"]) == 0
+    table = pd.read_csv(out / "videos.csv")
+    assert list(table["status"]) == ["ok"] and (out / table["mp4"][0]).is_file()
+    assert table["experiment"][0] == "lvef_random_transfer_100"  # the checkpoint's folder
 
 
 def test_a_cnn_checkpoint_is_refused_with_the_reason(finetuned, tmp_path):
