@@ -27,7 +27,6 @@ from pathlib import Path
 import pandas as pd
 
 from cinefm.report.tables import fmt
-from cinefm.stats.experiments import parse_experiment_name
 
 INTERNAL = "internal"
 ALL = "(all)"
@@ -71,6 +70,9 @@ def _experiment_column(df: pd.DataFrame) -> str | None:
 
 def annotate(df: pd.DataFrame, cohort: str) -> pd.DataFrame:
     """Add cohort, the experiment-name fields the table lacks, and ``CI`` text columns."""
+    # imported here (it pulls in scipy): a refusal without statistics stays quick
+    from cinefm.stats.experiments import parse_experiment_name
+
     out = df.copy()
     out.insert(0, "cohort", cohort)
     col = _experiment_column(out)
