@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "cinefm.labels.cli",
     "cinefm.train.cli",
     "cinefm.embed.cli",
+    "cinefm.viz.cli",
     "cinefm.stats.cli",
     "cinefm.report.cli",
 ]

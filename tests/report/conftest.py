@@ -109,3 +109,42 @@ def full_results(tmp_path_factory) -> Path:
                   "permutations": 200}).to_csv(root / "pretrain" / "phantom" / "structure.csv", index=False)
     write_stats(_finetune(root, rng), root / "stats", CONFIG, cohort_tables=_cohort(root))
     return root
+
+
+def write_attention_videos(results: Path, experiment: str, studies: list[str]) -> Path:
+    """attention/<experiment>/ as cinefm.viz.videos writes it: real MP4/GIF/PNG files of a moving blob
+    overlaid on a grey clip (4CH of each study; SAX of the first only, the others lack it)."""
+    from cinefm.viz.videos import COLUMNS, overlay, write_gif, write_mp4, write_png
+
+    out = results / "attention" / experiment
+    t, y, x = np.mgrid[:8, :32, :32]
+    rows = []
+    for i, study in enumerate(studies):
+        for view in ("4CH", "SAX"):
+            base = {"experiment": experiment, "study_id": study, "view": view, "blocks": "-1"}
+            if view == "SAX" and i > 0:
+                rows.append({**base, "status": "absent", "reason": "study has no SAX series"})
+                continue
+            heat = np.exp(-((y - 10 - t) ** 2 + (x - 20 + i) ** 2) / 20.0)
+            frames = overlay(np.full((8, 32, 32), 90 + 10 * i, np.uint8), heat, 0.7, upscale=2)
+            stem = f"videos/{study}_{view}"
+            write_mp4(frames, out / f"{stem}.mp4", fps=8)
+            write_gif(frames[:, ::2, ::2], out / f"{stem}.gif", fps=8)
+            write_png(frames[0], out / f"{stem}.png")
+            rows.append({**base, "slice": 0, "status": "ok", "reason": "", "mp4": f"{stem}.mp4",
+                         "gif": f"{stem}.gif", "poster": f"{stem}.png", "frames": 8, "height": 64, "width": 64,
+                         "token_grid": "4x8x8", "peak_frame": 0, "peak_row": 10, "peak_col": 20})
+    pd.DataFrame(rows).reindex(columns=COLUMNS).to_csv(out / "videos.csv", index=False)
+    return out / "videos.csv"
+
+
+@pytest.fixture(scope="session")
+def results_with_videos(full_results, tmp_path_factory) -> Path:
+    """full_results plus heat-map videos of two experiments (two test studies each)."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("with_videos") / "results"
+    shutil.copytree(full_results, root)
+    for exp in ("dcm_clip_transfer_100", "lvef_clip_transfer_100"):
+        write_attention_videos(root, exp, [f"S{i:012x}" for i in (3, 7)])
+    return root

@@ -56,3 +56,14 @@ def test_workflow_is_lint_clean(snakemake, tmp_path):
     out = proc.stdout + proc.stderr
     assert "Lints for" not in out, out
     assert "No validator found" not in out, "config schema's $schema differs from snakemake's validator"
+
+
+def test_attention_videos_of_an_encoder_without_class_token_attention_fail_naming_why(snakemake, tmp_path):
+    cfg = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    cfg["models"]["video"]["name"] = "r2plus1d_18"
+    bad = tmp_path / "cnn.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    proc = snakemake("-n", "--cores", "1", "--configfile", str(bad), "--config", f"results={tmp_path}/results")
+    assert proc.returncode != 0
+    assert "encoder 'r2plus1d_18' is not supported — R(2+1)D-18 is a convolutional network" in (
+        proc.stdout + proc.stderr)

@@ -74,6 +74,7 @@ def test_profile_places_gpu_rules_on_gpu_partitions_without_gres():
         "finetune": (site["a100_partition"], site["a100_model"], 1),
         "external_test": (site["b200_partition"], site["b200_model"], 1),
         "echonet_finetune": (site["b200_partition"], site["b200_model"], 1),
+        "attention_videos": (site["a100_partition"], site["a100_model"], 1),
     }
     for rule, (partition, model, gpus) in expected.items():
         assert (sr[rule]["slurm_partition"], sr[rule]["gpu_model"], sr[rule]["gpu"]) == (
@@ -157,7 +158,7 @@ def test_renaming_partitions_moves_the_projects_gpu_rules_and_nothing_else(tmp_p
     resources = dict(re.findall(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", proc.stdout, flags=re.M))
     assert set(resources) == FULL_RUN_RULES, sorted(resources)
     for rule, res in resources.items():
-        want = "gpu-a100-80g" if rule in ("pretrain", "finetune") else "standard"
+        want = "gpu-a100-80g" if rule in ("pretrain", "finetune", "attention_videos") else "standard"
         assert f"slurm_partition={want}," in res + ",", (rule, res)
 
 

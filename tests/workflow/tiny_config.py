@@ -24,7 +24,7 @@ EXPERIMENTS = (RERUN_EXPERIMENT, "disease_kinetics_transfer_100")
 # The rules a full run executes (`all` only collects).
 FULL_RUN_RULES = {"phantom", "ingest_list", "ingest_scan", "ingest_merge", "ingest_extract", "ingest_flow",
                   "reports", "labels", "agreement", "splits", "pretrain", "pretrain_retrieval",
-                  "pretrain_umap", "finetune", "stats", "report", "all"}
+                  "pretrain_umap", "finetune", "attention_videos", "stats", "report", "all"}
 
 TINY = {
     "phantom": {"patients": 16, "studies_per_patient": [1, 1], "frames": [10, 10], "sax_slices": [4, 4]},
@@ -45,6 +45,8 @@ TINY = {
     "finetune": {"select": list(EXPERIMENTS), "mil_hidden": 8, "batch_size": 4,
                  "lvef": {"max_steps": 4, "val_every_steps": 2}, "disease": {"epochs": 1}},
     "stats": {"bootstrap": 20},
+    # heat-map videos of the baseline disease model: one test study, a long-axis view and the SAX stack
+    "attention": {"experiments": [EXPERIMENTS[1]], "studies": 1, "views": ["4CH", "SAX"], "upscale": 2},
 }
 
 

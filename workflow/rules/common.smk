@@ -105,3 +105,23 @@ def external_release_root(release):
     """The release folder from the adapter's ``release`` input (a folder, or the phantom's truth.csv)."""
     return release if os.path.isdir(release) and not release.endswith(".csv") else os.path.dirname(release)
 
+# Attention heat-map videos (attention.smk): MViT trunks only, refused with the reason otherwise.
+from cinefm.viz.support import check_supported
+
+
+def attention_experiments():
+    """Experiments whose heat-map videos a run makes (config attention.experiments; null = all of the run)."""
+    section = config.get("attention")
+    if not section:
+        return []
+    chosen = section["experiments"]
+    run = finetune_experiments()
+    names = run if chosen is None else list(chosen)
+    for name in names:
+        if name not in run:
+            raise ValueError(f"config.attention.experiments: {name!r} is not an experiment this run trains "
+                             f"(config finetune.select / {config['finetune']['experiments']}: {sorted(run)}) — "
+                             "add it there or remove it here")
+        exp = FINETUNE_EXPERIMENTS[name]
+        check_supported(exp.encoder or config["models"]["video"]["name"])  # MViT trunks only: says why not
+    return names

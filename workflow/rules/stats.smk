@@ -64,6 +64,7 @@ rule report:
         structure=f"{R}/pretrain/{config['pretrain']['run']}/structure.csv",
         echo=ECHONET_REPORT_INPUTS,  # echo.smk: EchoNet EF comparison ([] when not configured)
         external=EXTERNAL_FLOWS,  # external.smk: flow.csv of each enabled UKB/ACDC/Kaggle adapter
+        attention=ATTENTION_REPORT_INPUTS,  # attention.smk: heat-map videos ([] when not configured)
     output:
         html=report(f"{R}/report/index.html", category="Report", caption="../report/report_html.rst"),
     params:

@@ -2,7 +2,8 @@
 
 :mod:`~cinefm.report.figures` (ROC curves with CI bands), :mod:`~cinefm.report.tables`
 (reader-friendly AUROC/DeLong/threshold/regression tables), :mod:`~cinefm.report.html`
-(``build_report``). Imported lazily so that ``cinefm --help`` stays fast.
+(``build_report``), :mod:`~cinefm.report.leaderboard` and :mod:`~cinefm.report.leaderboard_app`
+(``cinefm leaderboard``, the Shiny app over a run's statistics). Imported lazily so that ``cinefm --help`` stays fast.
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ figure img{max-width:520px;border:1px solid #eee}figcaption{font-size:12px;color
 table.data{border-collapse:collapse;font-size:13px;margin:6px 0 12px}
 table.data th{background:#eef2f7;text-align:left;padding:4px 8px;border-bottom:1px solid #ccd}
 table.data td{padding:3px 8px;border-bottom:1px solid #eee}#broken{display:none;color:#b00020}
+figure img.heat{width:192px;max-width:192px;image-rendering:pixelated}
 """
 
 SCRIPT = """
@@ -62,11 +63,12 @@ class Section:
     body: str
 
 
-def image_html(path: Path, caption: str) -> str:
-    """``<figure>`` with the PNG embedded as a base64 data URI."""
+def image_html(path: Path, caption: str, mime: str = "image/png", css_class: str = "") -> str:
+    """``<figure>`` with the image (PNG unless ``mime`` says otherwise) embedded as a base64 data URI."""
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     cap = html.escape(caption)
-    return (f'<figure><img alt="{cap}" src="data:image/png;base64,{data}">'
+    cls = f' class="{css_class}"' if css_class else ""
+    return (f'<figure><img{cls} alt="{cap}" src="data:{mime};base64,{data}">'
             f"<figcaption>{cap}</figcaption></figure>")
 
 
@@ -281,6 +283,51 @@ def echo_section(results: Path, config: dict) -> Section:
     return Section("echo", title, lead + body + figs)
 
 
+def _attention_videos_html(table_path: Path) -> str:
+    """The GIFs of one experiment's ``videos.csv`` (:mod:`cinefm.viz.videos`), and its absent views."""
+    table = pd.read_csv(table_path, dtype={"study_id": str}, keep_default_na=False)
+    missing = {"study_id", "view", "status", "reason", "gif"} - set(table.columns)
+    if missing:
+        raise KeyError(f"columns {sorted(missing)}")
+    folder = table_path.parent
+    figs = []
+    for rec in table[table["status"] == "ok"].itertuples():
+        gif = folder / rec.gif
+        if not gif.is_file():
+            raise ValueError(f"{gif} listed in videos.csv is missing")
+        figs.append(image_html(gif, f"{rec.study_id} · {rec.view}", mime="image/gif", css_class="heat"))
+    absent = table[table["status"] != "ok"]
+    notes = "".join(f"<li>{html.escape(r.study_id)} · {html.escape(r.view)}: {html.escape(r.reason)}</li>"
+                    for r in absent.itertuples())
+    where = (f'<p class="lead">MP4 and poster of each: <code>attention/{html.escape(folder.name)}/videos/'
+             "&lt;study&gt;_&lt;view&gt;.mp4</code> / <code>.png</code>.</p>")
+    return "\n".join(figs) + where + (f'<p class="lead">Not drawn:</p><ul>{notes}</ul>' if notes else "")
+
+
+def attention_section(results: Path, config: dict) -> Section:
+    """Heat-map videos of the fine-tuned encoders' self-attention (``attention/<experiment>/``)."""
+    title = "Where the video encoder attends (attention heat maps)"
+    section = config.get("attention") or {}
+    folder = results / "attention"
+    chosen = section.get("experiments")
+    if not section and not folder.is_dir():
+        return Section("attention", title, '<p class="lead">Attention heat-map videos are not part of this run '
+                       "(config attention.experiments).</p>")
+    names = list(chosen) if chosen is not None else sorted(p.parent.name for p in folder.glob("*/videos.csv"))
+    blocks = section.get("blocks", [-1])
+    lead = ('<p class="lead">The class token\'s self-attention to the patch tokens in MViT block(s) '
+            f"{html.escape(str(blocks))} (-1 = the last), averaged over heads, resampled to the clip by nearest "
+            "neighbour and overlaid on the grey clip of test studies (brighter = more attention, scaled per "
+            "video). Loops at the model's input size; the MP4 beside each is larger.</p>")
+    if not names:
+        return Section("attention", title, lead + missing_html(results, ["attention/<experiment>/videos.csv"],
+                                                               "attention_videos"))
+    body = _section_parts(results, [(f"attention/{n}/videos.csv", f"Experiment {n}",
+                                     _attention_videos_html) for n in names],
+                          "attention_videos")
+    return Section("attention", title, lead + body)
+
+
 def settings_section(results: Path, config: dict) -> Section:
     """Every setting of this run that differs from the method's defaults (``config/paper.yaml``)."""
     title = "Settings that differ from the method"
@@ -306,8 +353,8 @@ def settings_section(results: Path, config: dict) -> Section:
 
 SECTIONS: tuple[Callable[[Path, dict], Section], ...] = (
     flow_section, labels_section, pretrain_section, auroc_section, delong_section, thresholds_section,
-    regression_section, subgroups_section, view_attention_section, bland_altman_section, echo_section,
-    external_flow_section, settings_section,
+    regression_section, subgroups_section, view_attention_section, bland_altman_section, attention_section,
+    echo_section, external_flow_section, settings_section,
 )
 
 
