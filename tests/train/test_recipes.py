@@ -10,9 +10,8 @@ import yaml
 
 from cinefm.config import DEFAULT_CONFIG, load_config
 from cinefm.train.experiments import ExperimentError, load_experiment, parse_experiment
-from cinefm.train.finetune import TaskSettings
 from cinefm.train.optim import build_optimization
-from cinefm.train.recipes import apply_recipe, optimization_hparams, recipe_settings
+from cinefm.train.recipe import resolve_recipe
 
 ECHO = Path(DEFAULT_CONFIG).parent / "experiments" / "echonet"
 BASE = {"task": "lvef", "init": "random", "mode": "transfer", "fraction": 1.0, "seed": 0}
@@ -51,22 +50,22 @@ def test_config_overrides_shrink_the_recipe_and_set_the_encoder():
     config["external"]["echonet"]["finetune"]["overrides"] = {
         "epochs": 3, "batch_size": 2, "clip": {"frames": 8, "size": 32}, "optimizer": {"lr": 0.01}}
     config["external"]["echonet"]["finetune"]["weights"] = {"r2plus1d_18": "/w/r2plus1d.pth"}
-    exp = load_experiment(ECHO / "echonet_r2plus1d_18_lvef.yaml", ["hcm"])
-    eff, cfg = apply_recipe(exp, config)
-    assert (eff.epochs, eff.batch_size, eff.clip.frames, eff.clip.period, eff.clip.size) == (3, 2, 8, 2, 32)
+    eff = resolve_recipe(ECHO / "echonet_r2plus1d_18_lvef.yaml", config)
+    assert (eff.budget.epochs, eff.data.batch_size, eff.clip.frames, eff.clip.period, eff.clip.size) == \
+        (3, 2, 8, 2, 32)
     assert (eff.optimizer.name, eff.optimizer.lr, eff.optimizer.momentum) == ("sgd", 0.01, 0.9)  # merged
-    video = cfg["models"]["video"]
+    video = eff.video
     assert (video["name"], video["frames"], video["size"], video["weights"]) == ("r2plus1d_18", 8, 32, "/w/r2plus1d.pth")
-    assert cfg["finetune"]["batch_size"] == 2 and config["models"]["video"]["name"] == "mvit_small"  # not mutated
-    settings = recipe_settings(TaskSettings.from_config(cfg["finetune"], "regression"), eff)
-    assert (settings.epochs, settings.max_steps, settings.lr, settings.weight_decay) == (3, -1, 0.01, 1e-4)
+    assert eff.data.batch_size == 2 and config["models"]["video"]["name"] == "mvit_small"  # not mutated
+    assert (eff.budget.epochs, eff.budget.max_steps, eff.lr, eff.optimizer.weight_decay) == (3, -1, 0.01, 1e-4)
 
 
 def test_sgd_with_step_schedule_decays_the_lr_every_step_size_epochs():
-    exp = load_experiment(ECHO / "echonet_perceiver_io_lvef.yaml", ["hcm"])
-    hp = optimization_hparams(exp)
+    config = load_config(DEFAULT_CONFIG)
+    config["external"]["echonet"]["finetune"]["overrides"] = {}  # the file's own recipe, as paper.yaml
+    recipe = resolve_recipe(ECHO / "echonet_perceiver_io_lvef.yaml", config)
     p = torch.nn.Parameter(torch.zeros(2))
-    out = build_optimization([p], hp["optimizer"], hp["scheduler"])
+    out = build_optimization([p], recipe.optimizer.as_dict(), recipe.scheduler.as_dict())
     opt, sched = out["optimizer"], out["lr_scheduler"]["scheduler"]
     assert isinstance(opt, torch.optim.SGD) and out["lr_scheduler"]["interval"] == "epoch"
     assert opt.defaults["momentum"] == 0.9 and opt.defaults["weight_decay"] == 1e-4
@@ -90,8 +89,8 @@ def test_by_encoder_overrides_apply_over_the_common_ones_for_that_encoder_only()
                  "by_encoder": {"r2plus1d_18": {"epochs": 9, "clip": {"size": 16}, "optimizer": {"lr": 1e-3}}}}
     config = load_config(DEFAULT_CONFIG)
     config["external"]["echonet"]["finetune"]["overrides"] = overrides
-    r2p1d, _ = apply_recipe(load_experiment(ECHO / "echonet_r2plus1d_18_lvef.yaml", ["hcm"]), config)
-    perceiver, _ = apply_recipe(load_experiment(ECHO / "echonet_perceiver_io_lvef.yaml", ["hcm"]), config)
-    assert (r2p1d.epochs, r2p1d.clip.size, r2p1d.clip.frames, r2p1d.optimizer.name, r2p1d.optimizer.lr) == \
+    r2p1d = resolve_recipe(ECHO / "echonet_r2plus1d_18_lvef.yaml", config)
+    perceiver = resolve_recipe(ECHO / "echonet_perceiver_io_lvef.yaml", config)
+    assert (r2p1d.budget.epochs, r2p1d.clip.size, r2p1d.clip.frames, r2p1d.optimizer.name, r2p1d.optimizer.lr) == \
         (9, 16, 8, "adamw", 1e-3)
-    assert (perceiver.epochs, perceiver.clip.size, perceiver.optimizer.lr) == (5, 32, 3e-4)
+    assert (perceiver.budget.epochs, perceiver.clip.size, perceiver.optimizer.lr) == (5, 32, 3e-4)

@@ -44,7 +44,7 @@ from cinefm.stats.experiments import (
     regression_rows,
 )
 from cinefm.stats.paired_errors import compare_absolute_errors
-from cinefm.stats.roc import roc_auc_ci, roc_ci_band, roc_curve
+from cinefm.stats.roc import RocPanel, roc_auc_ci, roc_ci_band, roc_curve, roc_figure
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,6 @@ def comparison_row(a: Experiment, b: Experiment, s: StatsSettings) -> dict:
 
 def hfref_figure(experiments: list[Experiment], s: StatsSettings):
     """ROC curves of HFrEF detection (EF < cut-off) from the predicted EF, one per experiment."""
-    from cinefm.report.figures import RocPanel, roc_figure
 
     panels = []
     for e in experiments:

@@ -52,7 +52,7 @@ from cinefm.splits import read_splits
 from cinefm.stats.bland_altman import bland_altman, bland_altman_plot
 from cinefm.stats.delong import delong_test
 from cinefm.stats.regression import regression_metrics
-from cinefm.stats.roc import roc_auc_ci, roc_ci_band, roc_curve
+from cinefm.stats.roc import RocPanel, roc_auc_ci, roc_ci_band, roc_curve, roc_figure
 from cinefm.stats.subgroups import COLUMNS as SUBGROUP_COLUMNS
 from cinefm.stats.subgroups import lvef_subgroups, subgroup_plot
 from cinefm.stats.thresholds import operating_points
@@ -296,7 +296,6 @@ def delong_row(a: Experiment, b: Experiment, s: StatsSettings) -> dict:
 
 def roc_figures(experiments: list[Experiment], s: StatsSettings, out_dir: Path) -> list[Path]:
     """One ROC figure per (task, mode, fraction) with every init's curve and band."""
-    from cinefm.report.figures import RocPanel, roc_figure
 
     groups: dict[tuple, list[Experiment]] = {}
     for e in experiments:

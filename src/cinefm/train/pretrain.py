@@ -43,6 +43,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 
 from cinefm.config import ConfigError
+from cinefm.data.datamodules import close_readers
 from cinefm.data.seeding import stable_seed
 from cinefm.embed.retrieval import study_retrieval
 from cinefm.models.clip import CLIPModel, asymmetric_info_nce, build_clip_model, flood
@@ -292,7 +293,7 @@ def run_pretraining(
                                       attrs={"run": str(pre["run"]), "epoch": done,
                                              "checkpoint": str(paths.last_ckpt)})
     finally:
-        _close_readers(datamodule)
+        close_readers(datamodule)
     if not trainer.is_global_zero:
         return PretrainResult(None, None, None, done, resume)
     publish(paths.resume, paths.last_ckpt)
@@ -300,11 +301,3 @@ def run_pretraining(
     log.info("pre-training %s: %d epochs; wrote %s, %s, %s", pre["run"], done, paths.last_ckpt,
              paths.metrics_csv, embeddings)
     return PretrainResult(paths.last_ckpt, paths.metrics_csv, embeddings, done, resume)
-
-
-def _close_readers(datamodule) -> None:
-    """Close the HDF5 handles the datasets opened in this process (a later run may reopen the files)."""
-    for dataset in getattr(datamodule, "datasets", {}).values():
-        close = getattr(getattr(dataset, "reader", None), "close", None)
-        if close is not None:
-            close()
