@@ -19,7 +19,7 @@ include: "workflow/rules/splits.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/external.smk"
-include: "workflow/rules/echo.smk"  # before stats.smk: the report reads echonet_report_inputs()
+include: "workflow/rules/echo.smk"
 include: "workflow/rules/stats.smk"
 
 

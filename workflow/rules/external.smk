@@ -2,28 +2,23 @@
 # files.csv (status per video), h5/{patient}/{study}.h5, studies.csv (for splits), labels.csv.
 # A rule exists only when its config root is set (config external.<name>.root), or, for EchoNet,
 # when its synthetic release is enabled (external.echonet.phantom.enabled; cinefm.phantom.echo).
-
-EXTERNAL = config.get("external", {})
-ECHONET = EXTERNAL.get("echonet") or {}
-ECHONET_PHANTOM = (ECHONET.get("phantom") or {}) if not ECHONET.get("root") else {}
-ECHONET_IS_PHANTOM = bool(ECHONET_PHANTOM.get("enabled"))
-ECHONET_ROOT = ECHONET.get("root") or (f"{R}/external/echonet_phantom" if ECHONET_IS_PHANTOM else None)
+# The release root and options come from common.smk (echonet_root(), echonet_phantom(), ...).
 
 
-if ECHONET_IS_PHANTOM:
+if echonet_is_phantom():
 
     rule echonet_phantom:
         output:
-            filelist=f"{ECHONET_ROOT}/FileList.csv",
-            tracings=f"{ECHONET_ROOT}/VolumeTracings.csv",
-            faults=f"{ECHONET_ROOT}/faults.csv",
+            filelist=f"{echonet_root()}/FileList.csv",
+            tracings=f"{echonet_root()}/VolumeTracings.csv",
+            faults=f"{echonet_root()}/faults.csv",
         params:
             out=lambda w, output: os.path.dirname(output.filelist),
-            options={k: v for k, v in ECHONET_PHANTOM.items() if k != "enabled"},
+            options={k: v for k, v in echonet_phantom().items() if k != "enabled"},
         log:
             "logs/external/echonet_phantom.log",
         benchmark:
-            "benchmarks/external/echonet_phantom.tsv"
+            "logs/benchmarks/external/echonet_phantom.tsv"
         threads: 1
         resources:
             mem_mb=2000,
@@ -34,11 +29,11 @@ if ECHONET_IS_PHANTOM:
             "../scripts/echonet_phantom.py"
 
 
-if ECHONET_ROOT:
+if echonet_root():
 
     rule echonet:
         input:
-            filelist=f"{ECHONET_ROOT}/FileList.csv",
+            filelist=f"{echonet_root()}/FileList.csv",
         output:
             files=f"{R}/external/echonet/files.csv",
             studies=f"{R}/external/echonet/studies.csv",
@@ -47,16 +42,17 @@ if ECHONET_ROOT:
             tracings=f"{R}/external/echonet/tracings_issues.csv",
         params:
             root=lambda w, input: os.path.dirname(input.filelist),
-            phantom=ECHONET_IS_PHANTOM,
+            phantom=echonet_is_phantom(),
             out=lambda w, output: os.path.dirname(output.files),
-            frame_size=ECHONET["frame_size"],
-            keep_inconsistent=ECHONET["keep_inconsistent"],
-            key_file=config["privacy"].get("key_file"),
+            frame_size=echonet_config()["frame_size"],
+            keep_inconsistent=echonet_config()["keep_inconsistent"],
+            compression=config["ingest"]["compression"],
+            key_file=config["privacy"]["key_file"],
         log:
             "logs/external/echonet.log",
         benchmark:
-            "benchmarks/external/echonet.tsv"
-        threads: ECHONET["jobs"]
+            "logs/benchmarks/external/echonet.tsv"
+        threads: echonet_config()["jobs"]
         resources:
             mem_mb=4000,
             runtime=240,
@@ -64,5 +60,3 @@ if ECHONET_ROOT:
             env("external")
         script:
             "../scripts/echonet.py"
-
-    FINAL_TARGETS.extend([f"{R}/external/echonet/files.csv", f"{R}/external/echonet/studies.csv"])
