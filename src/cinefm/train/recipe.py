@@ -52,6 +52,7 @@ from cinefm.atomic import write_text
 from cinefm.config import ConfigError, validate_config
 from cinefm.train.experiments import ClipSettings, Experiment, load_experiment
 from cinefm.train.optim import OptimizerSpec, SchedulerSpec
+from cinefm.train.runs import plain_data
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ class FinetuneRecipe:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML-ready data (tuples as lists)."""
-        return _plain(dataclasses.asdict(self))
+        return plain_data(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> FinetuneRecipe:
@@ -187,14 +188,6 @@ class FinetuneRecipe:
         if not path.is_file():
             raise ConfigError(f"{path}: recipe file not found (a fine-tuning run writes it as hparams.yaml)")
         return cls.from_dict(yaml.safe_load(path.read_text()) or {})
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 # ----------------------------------------------------------------------------- cohort overrides
