@@ -8,10 +8,10 @@ import pytest
 import torch
 import yaml
 
-from cinefm.config import DEFAULT_CONFIG, load_config
+from cinefm.config import DEFAULT_CONFIG, ConfigError, load_config
 from cinefm.train.experiments import ExperimentError, load_experiment, parse_experiment
 from cinefm.train.optim import build_optimization
-from cinefm.train.recipe import resolve_recipe
+from cinefm.train.recipe import FinetuneRecipe, resolve_recipe
 
 ECHO = Path(DEFAULT_CONFIG).parent / "experiments" / "echonet"
 BASE = {"task": "lvef", "init": "random", "mode": "transfer", "fraction": 1.0, "seed": 0}
@@ -94,3 +94,40 @@ def test_by_encoder_overrides_apply_over_the_common_ones_for_that_encoder_only()
     assert (r2p1d.budget.epochs, r2p1d.clip.size, r2p1d.clip.frames, r2p1d.optimizer.name, r2p1d.optimizer.lr) == \
         (9, 16, 8, "adamw", 1e-3)
     assert (perceiver.budget.epochs, perceiver.clip.size, perceiver.optimizer.lr) == (5, 32, 3e-4)
+
+
+def test_recipe_layers_config_then_file_then_cohort_overrides_and_round_trips_through_yaml(tmp_path):
+    config = load_config(DEFAULT_CONFIG)
+    fin = config["finetune"]
+    mri = resolve_recipe(Path(DEFAULT_CONFIG).parent / "experiments" / "disease_clip_transfer_100.yaml", config)
+    # 1. the config's task section: nothing in the file overrides it
+    assert (mri.lr, mri.optimizer.weight_decay, mri.budget.epochs) == (fin["disease"]["lr"],
+                                                                       fin["disease"]["weight_decay"],
+                                                                       fin["disease"]["epochs"])
+    assert mri.tasks == tuple(config["labels"]["diseases"]) and mri.data.batch_size == fin["batch_size"]
+    assert mri.data.augmix == config["data"]["augmix"] and mri.attention == "per_output"
+    # 2. the file: EchoNet's recipe replaces the config's optimizer, schedule and budget
+    config["external"]["echonet"]["finetune"]["overrides"] = {}
+    echo = resolve_recipe(ECHO / "echonet_r2plus1d_18_lvef.yaml", config)
+    assert (echo.optimizer.name, echo.lr, echo.scheduler.name, echo.budget.epochs, echo.budget.max_steps) == \
+        ("sgd", 1e-4, "step", 45, -1)
+    assert (echo.data.batch_size, echo.clip.period, echo.data.view, echo.data.augmix) == (20, 2, "A4C", None)
+    # 3. the cohort's overrides, over the file
+    config["external"]["echonet"]["finetune"]["overrides"] = {"epochs": 2, "optimizer": {"lr": 0.5}}
+    small = resolve_recipe(ECHO / "echonet_r2plus1d_18_lvef.yaml", config)
+    assert (small.budget.epochs, small.lr, small.optimizer.name) == (2, 0.5, "sgd")
+    # plain data: the YAML a run logs reads back to the same recipe
+    small.to_yaml(tmp_path / "hparams.yaml")
+    assert FinetuneRecipe.from_yaml(tmp_path / "hparams.yaml") == small
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) \['colour'\]"):
+        FinetuneRecipe.from_dict({**small.to_dict(), "colour": "red"})
+
+
+def test_unset_task_keys_take_the_schema_defaults_of_the_method():
+    config = load_config(DEFAULT_CONFIG)
+    for key in ("schedule", "warmup_fraction", "attention", "view_loss_weight", "sax_fraction", "augment"):
+        config["finetune"]["disease"].pop(key)
+    config["finetune"].pop("augment")
+    recipe = resolve_recipe(Path(DEFAULT_CONFIG).parent / "experiments" / "disease_clip_transfer_100.yaml", config)
+    assert (recipe.scheduler.name, recipe.scheduler.warmup_fraction, recipe.attention, recipe.view_loss_weight,
+            recipe.data.sax_fraction, recipe.data.augmix) == ("none", 0.0, "per_output", 0.0, 1.0, None)

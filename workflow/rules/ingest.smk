@@ -6,7 +6,7 @@
 INGEST = config["ingest"]
 INGEST_DIR = ingest_dir()
 INGEST_SHARDS = ingest_shards()
-ID_MAP = INGEST.get("id_map")
+ID_MAP = INGEST["id_map"]
 # The real-id map (PatientID/AccessionNumber -> pseudonym) lives outside results/ (0600).
 _ID_PART = {"id_map_part": temp(f"{ID_MAP}.parts/shard_{{shard}}.csv")} if ID_MAP else {}
 _ID_PARTS = {"id_map_parts": expand(f"{ID_MAP}.parts/shard_{{shard}}.csv", shard=INGEST_SHARDS)} if ID_MAP else {}
@@ -46,7 +46,7 @@ rule ingest_scan:
         root=dicom_root(),
         shards=INGEST["shards"],
         phantom=IS_PHANTOM,
-        key_file=config["privacy"].get("key_file"),
+        key_file=config["privacy"]["key_file"],
     log:
         "logs/ingest/scan_{shard}.log",
     benchmark:

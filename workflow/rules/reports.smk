@@ -37,7 +37,7 @@ rule labels:
         labels=f"{R}/labels/labels.csv",
     params:
         labels=config["labels"],
-        cache_dir=config["labels"]["llm"].get("cache_dir") or f"{R}/labels/llm_cache",
+        cache_dir=config["labels"]["llm"]["cache_dir"] or f"{R}/labels/llm_cache",
     log:
         "logs/labels.log",
     benchmark:

@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from cinefm.data.augment import DEFAULT_OPS, TemporalAugMix
+from cinefm.data.augment import TemporalAugMix
 from cinefm.data.collate import ClipCollate, collate_studies
 from cinefm.data.datasets import ClipDataset, StudyDataset
 from cinefm.data.h5 import DataError, H5Reader, drop_short_series, resolve_h5_paths, scan_series
@@ -99,12 +99,8 @@ def series_of(rows: pd.DataFrame, manifest: pd.DataFrame, min_frames: int) -> tu
 
 
 def _augmix(params: Mapping | None) -> TemporalAugMix | None:
-    if not params:
-        return None
-    p = dict(params)
-    return TemporalAugMix(severity=int(p.get("severity", 3)), width=int(p.get("width", 3)),
-                          depth=int(p.get("depth", -1)), alpha=float(p.get("alpha", 1.0)),
-                          ops=tuple(p.get("ops", DEFAULT_OPS)))
+    """AugMix of config ``data.augmix`` (the schema requires every key), or None when off."""
+    return TemporalAugMix(**params) if params else None
 
 
 class ResumableSampler(SeededSampler):
