@@ -24,7 +24,7 @@ def _key_path(error) -> str:
     return ".".join(parts)
 
 
-def _filling_validator(schema_doc: dict[str, Any]):
+def _filling_validator(schema_doc: dict[str, Any], partial: bool = False):
     """A Draft 2020-12 validator that also sets every absent property with a schema ``default:``.
 
     The same as ``snakemake.utils.validate(..., set_default=True)`` does to the workflow's
@@ -44,15 +44,23 @@ def _filling_validator(schema_doc: dict[str, Any]):
                     instance.setdefault(name, copy.deepcopy(sub["default"]))
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(base, {"properties": set_defaults})(schema_doc)
+    def nothing_required(validator, required, instance, schema):
+        yield from ()
+
+    extra = {"required": nothing_required} if partial else {}
+    return jsonschema.validators.extend(base, {"properties": set_defaults, **extra})(schema_doc)
 
 
-def validate_config(config: dict[str, Any], schema: str | os.PathLike = SCHEMA) -> None:
+def validate_config(config: dict[str, Any], schema: str | os.PathLike = SCHEMA, *, partial: bool = False) -> None:
     """Validate ``config`` against the JSON schema and fill in the schema's defaults (in place);
-    raise ConfigError naming the first bad key."""
+    raise ConfigError naming the first bad key.
+
+    ``partial``: ``config`` holds only some sections (what a rule passes a job in ``params``);
+    required keys are not asked for, everything present is checked and completed.
+    """
     with open(schema) as fh:
         schema_doc = yaml.safe_load(fh)
-    validator = _filling_validator(schema_doc)  # what snakemake.utils.validate does
+    validator = _filling_validator(schema_doc, partial)  # what snakemake.utils.validate does
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [f"{_key_path(e)}: {e.message}" for e in errors[:10]]

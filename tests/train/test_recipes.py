@@ -131,3 +131,18 @@ def test_unset_task_keys_take_the_schema_defaults_of_the_method():
     recipe = resolve_recipe(Path(DEFAULT_CONFIG).parent / "experiments" / "disease_clip_transfer_100.yaml", config)
     assert (recipe.scheduler.name, recipe.scheduler.warmup_fraction, recipe.attention, recipe.view_loss_weight,
             recipe.data.sax_fraction, recipe.data.augmix) == ("none", 0.0, "per_output", 0.0, 1.0, None)
+
+
+def test_the_sections_the_finetune_rule_passes_resolve_the_same_recipe_as_the_whole_config():
+    config = load_config(DEFAULT_CONFIG)
+    echo = config["external"]["echonet"]["finetune"]
+    subset = {**{k: config[k] for k in ("labels", "splits", "data", "models")},  # common.smk finetune_config()
+              "pretrain": {"run": config["pretrain"]["run"]},
+              "finetune": {k: v for k, v in config["finetune"].items() if k not in ("select", "experiments")},
+              "external": {"echonet": {"finetune": {"weights": echo["weights"], "overrides": echo["overrides"]}}}}
+    for path in (Path(DEFAULT_CONFIG).parent / "experiments" / "disease_kinetics_transfer_100.yaml",
+                 ECHO / "echonet_r2plus1d_18_lvef.yaml"):
+        assert resolve_recipe(path, subset) == resolve_recipe(path, config)
+    subset["finetune"]["lvef"]["lr"] = "fast"
+    with pytest.raises(ConfigError, match=r"config.finetune.lvef.lr: 'fast' is not of type 'number'"):
+        resolve_recipe(ECHO / "echonet_r2plus1d_18_lvef.yaml", subset)

@@ -238,10 +238,12 @@ def apply_overrides(exp: Experiment, overrides: Mapping[str, Any] | None) -> Exp
 def resolve_recipe(experiment: PathLike | Experiment, config: Mapping[str, Any]) -> FinetuneRecipe:
     """The recipe of one experiment file (or parsed :class:`Experiment`) under ``config``.
 
-    ``config`` is validated on a copy (schema defaults filled in) and not modified.
+    ``config`` is validated on a copy (schema defaults filled in) and not modified; it may hold
+    only the sections a run reads (``labels``, ``splits``, ``data``, ``models``, ``pretrain``,
+    ``finetune`` and, for an external cohort, ``external``), as the finetune rule passes them.
     """
     config = copy.deepcopy(dict(config))
-    validate_config(config)
+    validate_config(config, partial=True)
     if not isinstance(experiment, Experiment):
         experiment = load_experiment(experiment, config["labels"]["diseases"])
     return build_recipe(experiment, config)
