@@ -19,8 +19,8 @@ include: "workflow/rules/splits.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/external.smk"
-include: "workflow/rules/echo.smk"  # before stats.smk: the report reads echonet_report_inputs()
-include: "workflow/rules/attention.smk"  # before stats.smk: the report embeds the heat-map videos
+include: "workflow/rules/echo.smk"
+include: "workflow/rules/attention.smk"
 include: "workflow/rules/stats.smk"
 
 

@@ -33,10 +33,11 @@ import yaml
 
 from cinefm.cluster import lightning_devices
 from cinefm.config import DEFAULT_CONFIG, REPO_ROOT, deep_merge, validate_config
+from cinefm.data.datamodules import close_readers
 from cinefm.log import setup_logging
 from cinefm.models.heads import trainable_parameters
 from cinefm.train.callbacks import StepTimer
-from cinefm.train.finetune import close_readers, prepare
+from cinefm.train.finetune import prepare
 
 
 def config_for(shapes: str, batch_size: int | None) -> dict:
@@ -57,7 +58,7 @@ def pipeline(prep, steps: int, warmup: int, gpus: int | None) -> tuple[float, St
     counter = StepTimer(warmup, clips_of=lambda batch: batch["mask"].sum())
     trainer = L.Trainer(max_steps=steps, max_epochs=-1, limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        precision=prep.settings.precision, callbacks=[counter], **lightning_devices(requested=gpus))
+                        precision=prep.recipe.precision, callbacks=[counter], **lightning_devices(requested=gpus))
     trainer.fit(prep.module, train_dataloaders=prep.datamodule.train_dataloader())
     return counter.clips_per_second, counter
 

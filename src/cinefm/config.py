@@ -24,13 +24,43 @@ def _key_path(error) -> str:
     return ".".join(parts)
 
 
-def validate_config(config: dict[str, Any], schema: str | os.PathLike = SCHEMA) -> None:
-    """Validate ``config`` against the JSON schema; raise ConfigError naming the first bad key."""
+def _filling_validator(schema_doc: dict[str, Any], partial: bool = False):
+    """A Draft 2020-12 validator that also sets every absent property with a schema ``default:``.
+
+    The same as ``snakemake.utils.validate(..., set_default=True)`` does to the workflow's
+    config (python-jsonschema FAQ, "Why doesn't my schema's default property set the
+    default on my instance?"): defaults live in the schema only, and the code reads
+    ``config[key]``. A default inside an object the config leaves out is not set.
+    """
     import jsonschema
 
+    base = jsonschema.Draft202012Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub:
+                    instance.setdefault(name, copy.deepcopy(sub["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    def nothing_required(validator, required, instance, schema):
+        yield from ()
+
+    extra = {"required": nothing_required} if partial else {}
+    return jsonschema.validators.extend(base, {"properties": set_defaults, **extra})(schema_doc)
+
+
+def validate_config(config: dict[str, Any], schema: str | os.PathLike = SCHEMA, *, partial: bool = False) -> None:
+    """Validate ``config`` against the JSON schema and fill in the schema's defaults (in place);
+    raise ConfigError naming the first bad key.
+
+    ``partial``: ``config`` holds only some sections (what a rule passes a job in ``params``);
+    required keys are not asked for, everything present is checked and completed.
+    """
     with open(schema) as fh:
         schema_doc = yaml.safe_load(fh)
-    validator = jsonschema.Draft202012Validator(schema_doc)  # what snakemake.utils.validate uses
+    validator = _filling_validator(schema_doc, partial)  # what snakemake.utils.validate does
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [f"{_key_path(e)}: {e.message}" for e in errors[:10]]
@@ -49,7 +79,7 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 
 
 def load_config(path: str | os.PathLike = DEFAULT_CONFIG, overrides: dict | None = None) -> dict[str, Any]:
-    """Read a YAML config, apply ``overrides`` and validate it."""
+    """Read a YAML config, apply ``overrides``, validate it and fill in the schema's defaults."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")

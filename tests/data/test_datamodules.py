@@ -5,8 +5,10 @@ import pytest
 import torch
 
 from cinefm.config import load_config
-from cinefm.data.datamodules import PretrainDataModule, StudyDataModule, finetune_augment
+from cinefm.data.datamodules import PretrainDataModule, StudyDataModule
 from cinefm.splits import LeakageError
+from cinefm.train.experiments import expected_name, parse_experiment
+from cinefm.train.recipe import FinetuneRecipe, resolve_recipe
 
 from .conftest import SIZE, SPECIAL, T
 
@@ -19,6 +21,17 @@ def _pretrain(cohort, seed=1, num_workers=0, **kw):
                             num_workers=num_workers, seed=seed, augmix=AUGMIX, **kw)
     dm.setup("fit")
     return dm
+
+
+def _recipe(cfg, task: str) -> FinetuneRecipe:
+    """The recipe of a random-init transfer experiment on ``task`` under ``cfg``."""
+    name = expected_name(task, "random", "transfer", 1.0)
+    keys = {"task": task, "init": "random", "mode": "transfer", "fraction": 1.0, "seed": 0}
+    return resolve_recipe(parse_experiment(keys, name, f"{name}.yaml", cfg["labels"]["diseases"]), cfg)
+
+
+def _augmented(cfg, task: str) -> bool:
+    return _recipe(cfg, task).data.augmix is not None
 
 
 def _epoch(loader):
@@ -116,19 +129,19 @@ def test_from_config_reads_the_data_section_and_a_leaking_split_stops_setup(coho
     leaky.loc[leaky["patient_id"] == "P03", "split"] = ["train", "val"]
     path = tmp_path / "splits.csv"
     leaky.to_csv(path, index=False)
-    sdm = StudyDataModule.from_config(cfg, ["lvef"], splits_csv=path, studies_csv=cohort.studies_csv,
+    sdm = StudyDataModule.from_recipe(_recipe(cfg, "lvef"), splits_csv=path, studies_csv=cohort.studies_csv,
                                       labels_csv=cohort.labels_csv)
     assert sdm.sax_fraction == cfg["finetune"]["lvef"]["sax_fraction"]
     cfg["finetune"]["disease"]["sax_fraction"] = 0.25
-    disease = StudyDataModule.from_config(cfg, ["hcm"], splits_csv=path, studies_csv=cohort.studies_csv,
+    disease = StudyDataModule.from_recipe(_recipe(cfg, "hcm"), splits_csv=path, studies_csv=cohort.studies_csv,
                                           labels_csv=cohort.labels_csv)
     assert disease.sax_fraction == 0.25
     cfg["finetune"]["augment"] = False
     cfg["finetune"]["disease"]["augment"] = True   # per task: diseases augmented, LVEF not
-    assert finetune_augment(cfg, ["hcm", "dcm"]) and not finetune_augment(cfg, ["lvef"])
+    assert _augmented(cfg, "diseases") and not _augmented(cfg, "lvef")
     cfg["finetune"]["augment"] = True
     cfg["finetune"]["lvef"].pop("augment", None)
-    assert finetune_augment(cfg, ["lvef"])         # no per-task key: the section-wide switch
+    assert _augmented(cfg, "lvef")         # no per-task key: the section-wide switch
     assert dm.spec.motion_gain == sdm.spec.motion_gain == 1.5 and dm.spec.motion_crop == sdm.spec.motion_crop == 0.7
     with pytest.raises(LeakageError, match="patient P03"):
         sdm.setup("fit")
@@ -156,7 +169,7 @@ def test_finetune_augment_applies_augmix_to_training_clips_only(cohort):
     items = {}
     for augment in (False, True):
         cfg["finetune"]["augment"] = augment
-        dm = StudyDataModule.from_config(cfg, ["lvef"], **paths)
+        dm = StudyDataModule.from_recipe(_recipe(cfg, "lvef"), **paths)
         dm.setup("fit")
         items[augment] = {split: dm.datasets[split][(0, 5)] if split == "train" else dm.datasets[split][0]
                           for split in ("train", "val")}

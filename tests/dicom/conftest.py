@@ -242,7 +242,7 @@ def views_yaml() -> Path:
 @pytest.fixture(scope="session")
 def ingest_cfg(views_yaml) -> dict:
     return {"shards": 2, "frame_size": 32, "views": str(views_yaml), "min_frames": 10,
-            "intensity_percentiles": [0.5, 99.5]}
+            "intensity_percentiles": [0.5, 99.5], "compression": "gzip"}
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from cinefm.phantom.echo import FILELIST_COLUMNS, generate_echonet
 from cinefm.report.html import build_report
 from cinefm.stats.echo import write_echo_stats
 from cinefm.train.finetune import run_finetune
+from cinefm.train.recipe import FinetuneRecipe, resolve_recipe
 
 EXPERIMENTS = Path(DEFAULT_CONFIG).parent / "experiments" / "echonet"
 KEY = b"echo-phantom-test-key-0123456789"
@@ -149,3 +150,18 @@ def test_echo_statistics_and_report_compare_the_encoders(echo_runs, tmp_path):
     html = build_report(tmp_path, tmp_path / "report" / "index.html", {"echonet": True}).read_text()
     assert "Paired comparison of absolute errors" in html and "p (Wilcoxon)" in html
     assert html.count("<img") >= 3  # two Bland–Altman plots and the HFrEF ROC curves
+
+
+def test_each_run_logs_the_recipe_resolved_from_config_file_and_cohort_overrides(echo_runs):
+    overrides = CONFIG["external"]["echonet"]["finetune"]["overrides"]
+    for encoder, run in echo_runs.items():
+        logged = FinetuneRecipe.from_yaml(run["dir"] / "hparams.yaml")
+        assert logged == resolve_recipe(EXPERIMENTS / f"echonet_{encoder}_lvef.yaml", CONFIG)
+        # the three layers: the file's encoder and view, the demo's overrides over the file's recipe
+        own = {**overrides, **(overrides.get("by_encoder") or {}).get(encoder, {})}
+        assert (logged.cohort, logged.video["name"], logged.data.view) == ("echonet", encoder, "A4C")
+        assert (logged.budget.epochs, logged.data.batch_size) == (own["epochs"], own["batch_size"])
+        assert logged.clip.frames == {**overrides.get("clip", {}), **own.get("clip", {})}.get("frames",
+                                                                                            logged.clip.frames)
+        predictions = run["predictions"]
+        assert set(predictions["experiment"]) == {f"echonet_{encoder}_lvef"} and set(predictions["cohort"]) == {"echonet"}

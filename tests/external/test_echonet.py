@@ -188,3 +188,29 @@ def test_filelist_without_required_column_names_the_file_and_column(tmp_path):
     with pytest.raises(EchoNetError, match=r"FileList\.csv: missing column\(s\) \['ESV'"):
         run_echonet(tmp_path, tmp_path / "out", key=KEY)
     assert UNLISTED and not os.path.exists(tmp_path / "out" / "files.csv")
+
+
+def test_h5_files_come_from_the_ingestion_writer_with_the_configured_compression(release, tmp_path):
+    from cinefm.config import load_config
+    from cinefm.data.h5 import scan_series
+
+    stored = {}
+    for compression in ("gzip", "none"):
+        out = tmp_path / compression
+        run_echonet(release.root, out, key=KEY, frame_size=112, compression=compression)
+        studies = pd.read_csv(out / "studies.csv", keep_default_na=False)
+        path = out / "h5" / studies.loc[studies["status"] == "written", "h5_relpath"].iloc[0]
+        with h5py.File(path, "r") as h5:
+            ds = h5["A4C"]
+            assert ds.compression == (None if compression == "none" else "gzip")
+            assert ds.chunks == ds.shape  # one slice per chunk, as ingestion writes
+            for attr in ("series_ids", "pixel_spacing_mm", "original_size", "frame_time_ms", "intensity_window"):
+                assert attr in ds.attrs, attr  # the ingestion layout's dataset attributes
+            assert list(h5.attrs["views"]) == ["A4C"] and h5.attrs["source_digest"].endswith(
+                "" if compression == "gzip" else ":none")
+            stored[compression] = ds[()]
+        written = studies.loc[studies["status"] == "written"]
+        readable = written.assign(h5=[str(out / "h5" / r) for r in written["h5_relpath"]])
+        assert len(scan_series(readable)) > 0  # the loader reads them
+    np.testing.assert_array_equal(stored["gzip"], stored["none"])
+    assert load_config()["ingest"]["compression"] == "none"  # what the workflow passes (config ingest.compression)

@@ -10,7 +10,7 @@ import pytest
 
 from cinefm.atomic import save_figure
 from cinefm.stats import write_stats
-from cinefm.stats.experiments import CohortTables
+from cinefm.stats.experiments import CohortTables, parse_experiment_name
 
 CONFIG = {
     "cohort": {"name": "phantom"},
@@ -75,7 +75,9 @@ def _finetune(root: Path, rng) -> list[Path]:
         shares = rng.dirichlet([1.0, 1.0, 1.0, 6.0], n)  # 4CH, 3CH, 2CH, SAX: the SAX stack holds most clips
         attn = pd.DataFrame(shares, columns=["attn_4CH", "attn_3CH", "attn_2CH", "attn_SAX"])
         attn.loc[::5, "attn_3CH"] = np.nan  # a study without a 3CH view
-        pd.concat([pd.DataFrame({"study_id": ids, "split": "test", "task": task, "target": target,
+        _, init, mode, percent = parse_experiment_name(name)
+        identity = {"experiment": name, "cohort": "cmr", "init": init, "mode": mode, "fraction": int(percent) / 100}
+        pd.concat([pd.DataFrame({**identity, "study_id": ids, "split": "test", "task": task, "target": target,
                                  "score": score}), attn], axis=1).to_csv(d / "predictions.csv", index=False)
         paths.append(d / "predictions.csv")
     return paths

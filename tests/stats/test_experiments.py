@@ -18,11 +18,17 @@ CONFIG = {
 }
 
 
-def _predictions(rng, task, study_ids, target, score) -> pd.DataFrame:
+def _identity(name: str) -> dict:
+    """The identity columns a finetune run writes for the experiment ``name`` (canonically shaped)."""
+    _, init, mode, percent = parse_experiment_name(name)
+    return {"experiment": name, "cohort": "cmr", "init": init, "mode": mode, "fraction": int(percent) / 100}
+
+
+def _predictions(rng, task, study_ids, target, score, name) -> pd.DataFrame:
     n = len(study_ids)
     split = np.where(np.arange(n) < n // 4, "train", "test")
-    return pd.DataFrame({"study_id": study_ids, "split": split, "task": task, "target": target, "score": score,
-                         "attn_4CH": rng.random(n), "attn_SAX": rng.random(n)})
+    return pd.DataFrame({**_identity(name), "study_id": study_ids, "split": split, "task": task, "target": target,
+                         "score": score, "attn_4CH": rng.random(n), "attn_SAX": rng.random(n)})
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +51,7 @@ def stats_run(tmp_path_factory):
     for name, (task, target, score) in specs.items():
         d = root / name
         d.mkdir()
-        _predictions(rng, task, ids, target, score).to_csv(d / "predictions.csv", index=False)
+        _predictions(rng, task, ids, target, score, name).to_csv(d / "predictions.csv", index=False)
         paths.append(d / "predictions.csv")
     out = tmp_path_factory.mktemp("stats")
     (out / "roc_removed_experiment.png").write_bytes(b"stale")
@@ -125,8 +131,8 @@ def test_experiment_names_are_split_from_the_right():
 def test_missing_test_split_and_columns_are_reported_with_the_file(tmp_path):
     d = tmp_path / "hcm_clip_transfer_100"
     d.mkdir()
-    pd.DataFrame({"study_id": ["a"], "split": ["train"], "task": ["hcm"], "target": [1], "score": [0.2]}).to_csv(
-        d / "predictions.csv", index=False)
+    pd.DataFrame({**_identity(d.name), "study_id": ["a"], "split": ["train"], "task": ["hcm"], "target": [1],
+                  "score": [0.2]}).to_csv(d / "predictions.csv", index=False)
     with pytest.raises(ValueError, match=r"predictions.csv: no rows with split == 'test'"):
         write_stats([d / "predictions.csv"], tmp_path / "out", CONFIG)
     pd.DataFrame({"study_id": ["a"], "split": ["test"]}).to_csv(d / "predictions.csv", index=False)
@@ -149,7 +155,8 @@ def test_a_multi_disease_run_becomes_one_experiment_per_disease_paired_by_diseas
     for init, strength in (("clip", 2.0), ("kinetics", 0.3)):
         frames = []
         for task, y in labels.items():
-            frames.append(_predictions(rng, task, ids, y, rng.normal(size=n) + strength * y))
+            frames.append(_predictions(rng, task, ids, y, rng.normal(size=n) + strength * y,
+                                       f"diseases_{init}_transfer_100"))
         d = tmp_path / f"diseases_{init}_transfer_100"
         d.mkdir()
         pd.concat(frames).to_csv(d / "predictions.csv", index=False)
@@ -164,3 +171,30 @@ def test_a_multi_disease_run_becomes_one_experiment_per_disease_paired_by_diseas
     assert sorted(delong["task"]) == ["dcm", "hcm"]
     for _, row in delong.iterrows():
         assert row["experiment_a"].endswith("/" + row["task"]) and row["experiment_b"].endswith("/" + row["task"])
+
+
+def test_experiment_identity_comes_from_the_file_not_the_folder_name(tmp_path):
+    rng = np.random.default_rng(4)
+    n = 60
+    ids = [f"S{i:012x}" for i in range(n)]
+    y = (rng.random(n) < 0.4).astype(float)
+    paths = []
+    for folder, name, strength in (("run_a", "hcm_clip_finetune_25", 2.0), ("run_b", "hcm_kinetics_finetune_25", 0.3)):
+        d = tmp_path / folder
+        d.mkdir()
+        _predictions(rng, "hcm", ids, y, rng.normal(size=n) + strength * y, name).to_csv(d / "predictions.csv",
+                                                                                       index=False)
+        paths.append(d / "predictions.csv")
+    out = tmp_path / "stats"
+    write_stats(paths, out, CONFIG)
+    auroc = pd.read_csv(out / "auroc.csv", dtype={"fraction": str}).set_index("experiment")
+    assert list(auroc.index) == ["hcm_clip_finetune_25", "hcm_kinetics_finetune_25"]
+    assert list(auroc["init"]) == ["clip", "kinetics"] and set(auroc["mode"]) == {"finetune"}
+    assert set(auroc["fraction"]) == {"25"}
+    delong = pd.read_csv(out / "delong.csv")  # paired by the identity: same task, mode and fraction
+    assert (delong["experiment_a"].tolist(), delong["experiment_b"].tolist()) == (["hcm_clip_finetune_25"],
+                                                                                  ["hcm_kinetics_finetune_25"])
+    assert (out / "roc_hcm_finetune_25.png").is_file()
+    pd.read_csv(paths[0]).drop(columns=["init"]).to_csv(paths[0], index=False)
+    with pytest.raises(ValueError, match=r"run_a/predictions.csv: missing identity column\(s\) \['init'\]"):
+        write_stats(paths, out, CONFIG)

@@ -9,6 +9,7 @@ a tiny video model can learn it. Disease labels follow simple rules of LVEF (``d
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ import torch
 import yaml
 
 from cinefm.config import DEFAULT_CONFIG, deep_merge, validate_config
+from cinefm.train.experiments import expected_name, parse_experiment
+from cinefm.train.recipe import FinetuneRecipe, resolve_recipe
 
 FRAMES, STORED = 8, 16  # stored frames per series and stored frame size
 SIDES = {"train": 28, "val": 10, "test": 10}  # downstream patients per split (one study each)
@@ -112,6 +115,15 @@ def build_cohort(root: Path, seed: int = 3) -> Cohort:
     paths.splits.to_csv(paths.splits_csv, index=False)
     paths.labels.to_csv(paths.labels_csv, index=False)
     return paths
+
+
+def recipe_for(config: dict, task: str, *, init: str = "random", mode: str = "transfer", **changes) -> FinetuneRecipe:
+    """The recipe of a canonically named experiment file (fraction 1, seed 0) under ``config``,
+    with ``changes`` to its fields (``dataclasses.replace``)."""
+    keys = {"task": task, "init": init, "mode": mode, "fraction": 1.0, "seed": 0}
+    name = expected_name(task, init, mode, 1.0)
+    exp = parse_experiment(keys, name, f"{name}.yaml", config["labels"]["diseases"])
+    return dataclasses.replace(resolve_recipe(exp, config), **changes)
 
 
 def write_experiment(directory: Path, name: str, **keys) -> Path:

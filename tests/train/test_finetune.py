@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -12,23 +13,22 @@ import pytest
 import torch
 
 from cinefm.config import ConfigError
-from cinefm.data.datamodules import StudyDataModule
-from cinefm.train.experiments import ExperimentError, load_experiment
-from cinefm.train.finetune import (
-    PREDICTION_COLUMNS,
-    FinetuneModule,
-    TaskSettings,
-    close_readers,
-    init_weights,
-    masked_bce_with_logits,
-    plan_init,
-    pos_weights,
-    predict,
-    prepare,
-    run_finetune,
-)
+from cinefm.data.datamodules import StudyDataModule, close_readers
+from cinefm.train.experiments import ExperimentError
+from cinefm.train.finetune import prepare, run_finetune
+from cinefm.train.finetune_module import PREDICTION_COLUMNS, FinetuneModule, predict
+from cinefm.train.initialization import init_weights, plan_init
+from cinefm.train.objectives import masked_bce_with_logits, pos_weights
+from cinefm.train.optim import OptimizerSpec, SchedulerSpec
+from cinefm.train.recipe import FinetuneRecipe, resolve_recipe
 
-from .finetune_cohort import build_cohort, toy_config, write_clip_checkpoint, write_experiment
+from .finetune_cohort import (
+    build_cohort,
+    recipe_for,
+    toy_config,
+    write_clip_checkpoint,
+    write_experiment,
+)
 
 VIEW_COLUMNS = ["attn_4CH", "attn_3CH", "attn_2CH", "attn_SAX"]
 
@@ -80,9 +80,9 @@ def _downstream(cohort, split: str) -> pd.DataFrame:
 
 
 def _module(config, mode: str) -> FinetuneModule:
-    return FinetuneModule(video=config["models"]["video"], projection_dim=config["models"]["projection_dim"],
-                          mil_hidden=config["finetune"]["mil_hidden"], tasks=["lvef"], kind="regression",
-                          mode=mode, lr=1e-2, weight_decay=0.01, target_mean=45.0, target_std=15.0)
+    recipe = recipe_for(config, "lvef", mode=mode, optimizer=OptimizerSpec("adamw", 1e-2, weight_decay=0.01),
+                        scheduler=SchedulerSpec())
+    return FinetuneModule(recipe, target_mean=45.0, target_std=15.0)
 
 
 def _changed_after_steps(module, loader, steps: int = 2) -> set[str]:
@@ -96,8 +96,8 @@ def _changed_after_steps(module, loader, steps: int = 2) -> set[str]:
 
 def test_finetune_mode_changes_only_the_last_encoder_layer_and_the_head(cohort):
     config = toy_config()
-    dm = StudyDataModule.from_config(config, ["lvef"], splits_csv=cohort.splits_csv, studies_csv=cohort.studies_csv,
-                                     labels_csv=cohort.labels_csv, num_workers=0)
+    dm = StudyDataModule.from_recipe(recipe_for(config, "lvef"), splits_csv=cohort.splits_csv,
+                                     studies_csv=cohort.studies_csv, labels_csv=cohort.labels_csv, num_workers=0)
     dm.setup("fit")
     torch.set_num_threads(1)
     L.seed_everything(0, verbose=False)
@@ -126,14 +126,14 @@ class _LearningRates(L.Callback):
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
 def test_schedule_warms_up_then_decays_to_zero_or_stays_constant(cohort, schedule):
     config = toy_config()
-    dm = StudyDataModule.from_config(config, ["lvef"], splits_csv=cohort.splits_csv, studies_csv=cohort.studies_csv,
-                                     labels_csv=cohort.labels_csv, num_workers=0)
+    dm = StudyDataModule.from_recipe(recipe_for(config, "lvef"), splits_csv=cohort.splits_csv,
+                                     studies_csv=cohort.studies_csv, labels_csv=cohort.labels_csv, num_workers=0)
     dm.setup("fit")
     torch.set_num_threads(1)
-    module = FinetuneModule(video=config["models"]["video"], projection_dim=config["models"]["projection_dim"],
-                            mil_hidden=config["finetune"]["mil_hidden"], tasks=["lvef"], kind="regression",
-                            mode="finetune", lr=1e-2, weight_decay=0.01,
-                            scheduler={"name": "none" if schedule == "constant" else schedule, "warmup_fraction": 0.25})
+    module = FinetuneModule(recipe_for(config, "lvef", mode="finetune",
+                                       optimizer=OptimizerSpec("adamw", 1e-2, weight_decay=0.01),
+                                       scheduler=SchedulerSpec("none" if schedule == "constant" else schedule,
+                                                               warmup_fraction=0.25)))
     seen = _LearningRates()
     trainer = L.Trainer(max_steps=8, logger=False, enable_checkpointing=False, limit_val_batches=0, callbacks=[seen],
                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
@@ -172,13 +172,29 @@ def test_best_checkpoint_is_chosen_on_validation_and_reproduces_the_predictions(
     assert ckpt["cinefm"]["run"]["experiment"] == "lvef_random_transfer_100"
 
     module = FinetuneModule.load_from_checkpoint(lvef_run["ckpt"], map_location="cpu")
-    dm = StudyDataModule.from_config(lvef_run["config"], ["lvef"], splits_csv=cohort.splits_csv,
-                                     studies_csv=cohort.studies_csv, labels_csv=cohort.labels_csv, num_workers=0)
+    dm = StudyDataModule.from_recipe(resolve_recipe(lvef_run["experiment"], lvef_run["config"]),
+                                     splits_csv=cohort.splits_csv, studies_csv=cohort.studies_csv,
+                                     labels_csv=cohort.labels_csv, num_workers=0)
     dm.setup("test")
     again = predict(module, dm.dataloader("test"), "test").set_index("study_id")
     close_readers(dm)
     written = lvef_run["predictions_df"].query("split == 'test'").set_index("study_id")
     np.testing.assert_allclose(again.loc[written.index, "score"], written["score"], rtol=1e-5)
+
+
+def test_the_run_logs_the_recipe_it_resolved_from_the_config_and_the_file(lvef_run):
+    logged = FinetuneRecipe.from_yaml(lvef_run["ckpt"].parent / "hparams.yaml")
+    assert logged == resolve_recipe(lvef_run["experiment"], lvef_run["config"])
+    # the config's task section reached the run once: budget, optimizer and schedule as configured
+    lvef = lvef_run["config"]["finetune"]["lvef"]
+    assert (logged.budget.max_steps, logged.budget.val_every_steps) == (40, lvef["val_every_steps"])
+    assert (logged.optimizer.name, logged.lr, logged.optimizer.weight_decay) == ("adamw", lvef["lr"],
+                                                                                 lvef["weight_decay"])
+    assert logged.scheduler.name == {"constant": "none"}.get(lvef["schedule"], lvef["schedule"])
+    ckpt = torch.load(lvef_run["ckpt"], map_location="cpu", weights_only=False)
+    assert ckpt["hyper_parameters"]["optimizer"]["lr"] == lvef["lr"] and "lr" not in ckpt["hyper_parameters"]
+    module = FinetuneModule.load_from_checkpoint(lvef_run["ckpt"], map_location="cpu")
+    assert module.recipe == dataclasses.replace(logged, video={**logged.video, "weights": None})
 
 
 # --------------------------------------------------------------------------- predictions.csv
@@ -190,6 +206,8 @@ def test_predictions_have_one_row_per_val_and_test_study_with_view_attention(lve
     for split in ("val", "test"):
         assert sorted(p.loc[p["split"] == split, "study_id"]) == sorted(_downstream(cohort, split)["study_id"])
     assert set(p["split"]) == {"val", "test"} and set(p["task"]) == {"lvef"}
+    assert (p["experiment"].eq("lvef_random_transfer_100").all() and p["cohort"].eq("cmr").all()
+            and p["init"].eq("random").all() and p["mode"].eq("transfer").all() and p["fraction"].eq(1.0).all())
     truth = cohort.labels.set_index("study_id")["lvef"].astype(float)
     np.testing.assert_allclose(p["target"], truth.loc[p["study_id"]].to_numpy(), rtol=1e-6)
     attn = p[VIEW_COLUMNS]
@@ -259,9 +277,9 @@ def test_view_loss_labels_every_real_view_with_its_study_and_adds_to_the_study_l
 
     def module(weight: float) -> FinetuneModule:
         torch.manual_seed(0)
-        return FinetuneModule(video=video, projection_dim=16, mil_hidden=8, tasks=["hcm", "dcm"],
-                              kind="classification", mode="transfer", lr=1e-3, weight_decay=0.0,
-                              pos_weight=[2.0, 0.5], attention="per_output", view_loss_weight=weight)
+        recipe = recipe_for(config, "diseases", projection_dim=16, mil_hidden=8, attention="per_output",
+                            view_loss_weight=weight, optimizer=OptimizerSpec("adamw", 1e-3))
+        return FinetuneModule(recipe, pos_weight=[2.0, 0.5])
 
     torch.manual_seed(1)
     batch = {"video": torch.randn(2, 3, 3, video["frames"], video["size"], video["size"]),
@@ -280,10 +298,10 @@ def test_view_loss_labels_every_real_view_with_its_study_and_adds_to_the_study_l
         study_loss = plain.training_step(batch, 0)
         assert float(weighted.training_step(batch, 0)) == pytest.approx(float(study_loss + 0.5 * view_loss),
                                                                        rel=1e-5)
-    assert TaskSettings.from_config(toy_config(finetune={"disease": {"view_loss_weight": 0.25}})["finetune"],
-                                    "classification").view_loss_weight == 0.25
+    assert recipe_for(toy_config(finetune={"disease": {"view_loss_weight": 0.25}}),
+                      "diseases").view_loss_weight == 0.25
     config["finetune"]["disease"].pop("view_loss_weight", None)  # unset: the method's 0
-    assert TaskSettings.from_config(config["finetune"], "classification").view_loss_weight == 0.0
+    assert recipe_for(config, "diseases").view_loss_weight == 0.0
 
 
 def test_pos_weights_balance_classes_and_note_a_missing_class():
@@ -325,30 +343,30 @@ def test_bad_experiment_file_fails_before_training(cohort, tmp_path):
 
 
 def test_clip_init_without_the_pretraining_checkpoint_fails_early(tmp_path):
-    exp = load_experiment(write_experiment(tmp_path, "lvef_clip_finetune_100", task="lvef", init="clip",
-                                           mode="finetune", fraction=1.0, seed=0), ["hcm"])
+    exp = write_experiment(tmp_path, "lvef_clip_finetune_100", task="lvef", init="clip",
+                                           mode="finetune", fraction=1.0, seed=0)
     with pytest.raises(ExperimentError, match=r"init 'clip' needs the pre-training checkpoint.*pretrain rule"):
-        plan_init(exp, toy_config(), tmp_path / "pretrain" / "last.ckpt")
+        plan_init(resolve_recipe(exp, toy_config()), tmp_path / "pretrain" / "last.ckpt")
 
 
 def test_clip_init_with_a_checkpoint_of_another_clip_layout_fails_early(tmp_path):
-    exp = load_experiment(write_experiment(tmp_path, "lvef_clip_finetune_100", task="lvef", init="clip",
-                                           mode="finetune", fraction=1.0, seed=0), ["hcm"])
+    exp = write_experiment(tmp_path, "lvef_clip_finetune_100", task="lvef", init="clip",
+                                           mode="finetune", fraction=1.0, seed=0)
     ckpt = tmp_path / "last.ckpt"
     write_clip_checkpoint(ckpt, toy_config(data={"motion_gain": 2.0}))
-    assert plan_init(exp, toy_config(data={"motion_gain": 2.0}), ckpt).effective == "clip"
+    assert plan_init(resolve_recipe(exp, toy_config(data={"motion_gain": 2.0})), ckpt).effective == "clip"
     with pytest.raises(ConfigError, match=r"laid out differently \(data.motion_gain: checkpoint 2.0, now 0.0\)"):
-        plan_init(exp, toy_config(data={"motion_gain": 0.0}), ckpt)
+        plan_init(resolve_recipe(exp, toy_config(data={"motion_gain": 0.0})), ckpt)
     torch.save({"state_dict": {}}, ckpt)  # a plain state dict records no layout: nothing to check
-    assert plan_init(exp, toy_config(data={"motion_gain": 0.0}), ckpt).effective == "clip"
+    assert plan_init(resolve_recipe(exp, toy_config(data={"motion_gain": 0.0})), ckpt).effective == "clip"
 
 
 def test_kinetics_init_needs_weights_unless_the_demo_allows_a_random_stand_in(tmp_path):
-    exp = load_experiment(write_experiment(tmp_path, "lvef_kinetics_transfer_100", task="lvef", init="kinetics",
-                                           mode="transfer", fraction=1.0, seed=0), ["hcm"])
+    exp = write_experiment(tmp_path, "lvef_kinetics_transfer_100", task="lvef", init="kinetics",
+                                           mode="transfer", fraction=1.0, seed=0)
     with pytest.raises(ConfigError, match=r"models\.video\.weights is null.*allow_random_baseline"):
-        plan_init(exp, toy_config(), None)
-    plan = plan_init(exp, toy_config(finetune={"allow_random_baseline": True}), None)
+        plan_init(resolve_recipe(exp, toy_config()), None)
+    plan = plan_init(resolve_recipe(exp, toy_config(finetune={"allow_random_baseline": True})), None)
     assert plan.effective == "random" and "initialised at random" in plan.note
 
     # with a weights file, the trunk starts from exactly those tensors
@@ -359,7 +377,7 @@ def test_kinetics_init_needs_weights_unless_the_demo_allows_a_random_stand_in(tm
     trunk = build_video_encoder(**config["models"]["video"])
     torch.save(trunk.state_dict(), tmp_path / "kinetics.pth")
     config["models"]["video"]["weights"] = str(tmp_path / "kinetics.pth")
-    plan = plan_init(exp, config, None)
+    plan = plan_init(resolve_recipe(exp, config), None)
     assert plan.effective == "kinetics"
     module = _module(config, "transfer")
     assert module.hparams.video["weights"] is None  # the path never enters the checkpoint
@@ -369,11 +387,11 @@ def test_kinetics_init_needs_weights_unless_the_demo_allows_a_random_stand_in(tm
 
 
 def test_missing_kinetics_weights_file_is_named(tmp_path):
-    exp = load_experiment(write_experiment(tmp_path, "lvef_kinetics_transfer_100", task="lvef", init="kinetics",
-                                           mode="transfer", fraction=1.0, seed=0), ["hcm"])
+    exp = write_experiment(tmp_path, "lvef_kinetics_transfer_100", task="lvef", init="kinetics",
+                                           mode="transfer", fraction=1.0, seed=0)
     config = toy_config()
     config["models"]["video"]["weights"] = str(tmp_path / "absent.pth")
-    plan = plan_init(exp, config, None)
+    plan = plan_init(resolve_recipe(exp, config), None)
     with pytest.raises(ConfigError, match=r"models\.video\.weights: file not found: .*absent\.pth"):
         init_weights(_module(config, "transfer"), plan, config["models"]["video"])
 

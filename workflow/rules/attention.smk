@@ -1,18 +1,14 @@
 # Attention heat-map videos: for each experiment of config attention.experiments, the class-token
 # self-attention of its fine-tuned MViT trunk on chosen test studies, overlaid on the clips ->
 # results/attention/{experiment}/ ({study}_{view}.mp4/.gif/.png, videos.csv). Code: src/cinefm/viz.
-# Needs from common.smk: attention_experiments(); from finetune.smk: FINETUNE_DIR.
-ATTENTION = config.get("attention") or {}
-ATTENTION_EXPERIMENTS = attention_experiments()
-# What the report embeds ([] when no attention videos are configured).
-ATTENTION_REPORT_INPUTS = [f"{R}/attention/{name}/videos.csv" for name in ATTENTION_EXPERIMENTS]
+# The experiments come from common.smk (attention_experiments(), attention_report_inputs()).
 
 
-if ATTENTION_EXPERIMENTS:
+if attention_experiments():
 
     rule attention_videos:
         input:
-            ckpt=f"{FINETUNE_DIR}/{{experiment}}/best.ckpt",
+            ckpt=f"{finetune_dir()}/{{experiment}}/best.ckpt",
             splits=f"{R}/splits/splits.csv",
             studies=f"{R}/ingest/studies.csv",
         output:
@@ -26,13 +22,13 @@ if ATTENTION_EXPERIMENTS:
             ),
             table=f"{R}/attention/{{experiment}}/videos.csv",
         params:
-            config={"attention": ATTENTION, "data": config["data"]},
+            config={"attention": config["attention"], "data": config["data"]},
         wildcard_constraints:
-            experiment="|".join(ATTENTION_EXPERIMENTS),
+            experiment="|".join(attention_experiments()),
         log:
             "logs/attention/{experiment}.log",
         benchmark:
-            "benchmarks/attention/{experiment}.tsv"
+            "logs/benchmarks/attention/{experiment}.tsv"
         threads: 2
         resources:
             mem_mb=16000,
@@ -43,4 +39,3 @@ if ATTENTION_EXPERIMENTS:
         script:
             "../scripts/attention_videos.py"
 
-    FINAL_TARGETS.extend(ATTENTION_REPORT_INPUTS)

@@ -3,28 +3,23 @@
 # EchoNet: a rule exists only when its config root is set (config external.echonet.root), or
 # when its synthetic release is enabled (external.echonet.phantom.enabled; cinefm.phantom.echo).
 # UKB, ACDC, Kaggle: a rule exists when external.<cohort>.enabled (see below).
-
-EXTERNAL = config.get("external", {})
-ECHONET = EXTERNAL.get("echonet") or {}
-ECHONET_PHANTOM = (ECHONET.get("phantom") or {}) if not ECHONET.get("root") else {}
-ECHONET_IS_PHANTOM = bool(ECHONET_PHANTOM.get("enabled"))
-ECHONET_ROOT = ECHONET.get("root") or (f"{R}/external/echonet_phantom" if ECHONET_IS_PHANTOM else None)
+# The release root and options come from common.smk (echonet_root(), echonet_phantom(), ...).
 
 
-if ECHONET_IS_PHANTOM:
+if echonet_is_phantom():
 
     rule echonet_phantom:
         output:
-            filelist=f"{ECHONET_ROOT}/FileList.csv",
-            tracings=f"{ECHONET_ROOT}/VolumeTracings.csv",
-            faults=f"{ECHONET_ROOT}/faults.csv",
+            filelist=f"{echonet_root()}/FileList.csv",
+            tracings=f"{echonet_root()}/VolumeTracings.csv",
+            faults=f"{echonet_root()}/faults.csv",
         params:
             out=lambda w, output: os.path.dirname(output.filelist),
-            options={k: v for k, v in ECHONET_PHANTOM.items() if k != "enabled"},
+            options={k: v for k, v in echonet_phantom().items() if k != "enabled"},
         log:
             "logs/external/echonet_phantom.log",
         benchmark:
-            "benchmarks/external/echonet_phantom.tsv"
+            "logs/benchmarks/external/echonet_phantom.tsv"
         threads: 1
         resources:
             mem_mb=2000,
@@ -35,11 +30,11 @@ if ECHONET_IS_PHANTOM:
             "../scripts/echonet_phantom.py"
 
 
-if ECHONET_ROOT:
+if echonet_root():
 
     rule echonet:
         input:
-            filelist=f"{ECHONET_ROOT}/FileList.csv",
+            filelist=f"{echonet_root()}/FileList.csv",
         output:
             files=f"{R}/external/echonet/files.csv",
             studies=f"{R}/external/echonet/studies.csv",
@@ -48,16 +43,17 @@ if ECHONET_ROOT:
             tracings=f"{R}/external/echonet/tracings_issues.csv",
         params:
             root=lambda w, input: os.path.dirname(input.filelist),
-            phantom=ECHONET_IS_PHANTOM,
+            phantom=echonet_is_phantom(),
             out=lambda w, output: os.path.dirname(output.files),
-            frame_size=ECHONET["frame_size"],
-            keep_inconsistent=ECHONET["keep_inconsistent"],
-            key_file=config["privacy"].get("key_file"),
+            frame_size=echonet_config()["frame_size"],
+            keep_inconsistent=echonet_config()["keep_inconsistent"],
+            compression=config["ingest"]["compression"],
+            key_file=config["privacy"]["key_file"],
         log:
             "logs/external/echonet.log",
         benchmark:
-            "benchmarks/external/echonet.tsv"
-        threads: ECHONET["jobs"]
+            "logs/benchmarks/external/echonet.tsv"
+        threads: echonet_config()["jobs"]
         resources:
             mem_mb=4000,
             runtime=240,
@@ -66,17 +62,11 @@ if ECHONET_ROOT:
         script:
             "../scripts/echonet.py"
 
-    FINAL_TARGETS.extend([f"{R}/external/echonet/files.csv", f"{R}/external/echonet/studies.csv"])
-
 
 # UK Biobank, ACDC and the Kaggle Data Science Bowl as their owners distribute them
 # (cinefm.external.{ukb,acdc,kaggle}): one rule per enabled cohort, on CPU. With root null the DAG
 # first writes the cohort's synthetic release (cinefm.phantom.releases) and converts that.
-EXTERNAL_TABLES = ("files", "series", "studies", "labels", "flow")
-EXTERNAL_RELEASES = external_releases()  # cohort -> (release root, is_phantom); common.smk
-EXTERNAL_FLOWS = [f"{R}/external/{c}/flow.csv" for c in EXTERNAL_RELEASES]
-
-for _cohort, (_root, _phantom) in EXTERNAL_RELEASES.items():
+for _cohort, (_root, _phantom) in external_releases().items():  # cohort -> (release root, is_phantom)
     if _phantom:
 
         rule:
@@ -88,11 +78,11 @@ for _cohort, (_root, _phantom) in EXTERNAL_RELEASES.items():
             params:
                 cohort=_cohort,
                 out=lambda w, output: os.path.dirname(output.truth),
-                options=dict(EXTERNAL[_cohort]["phantom"]),
+                options=dict(config["external"][_cohort]["phantom"]),
             log:
                 f"logs/external/{_cohort}_phantom.log",
             benchmark:
-                f"benchmarks/external/{_cohort}_phantom.tsv"
+                f"logs/benchmarks/external/{_cohort}_phantom.tsv"
             threads: 1
             resources:
                 mem_mb=2000,
@@ -114,7 +104,7 @@ for _cohort, (_root, _phantom) in EXTERNAL_RELEASES.items():
             root=lambda w, input: external_release_root(input.release),
             phantom=_phantom,
             lvef=lambda w, input: input.get("lvef"),
-            tmp_dir=EXTERNAL[_cohort].get("tmp_dir"),
+            tmp_dir=config["external"][_cohort].get("tmp_dir"),
             out=lambda w, output: os.path.dirname(output.files),
             frame_size=config["ingest"]["frame_size"],
             percentiles=config["ingest"]["intensity_percentiles"],
@@ -125,8 +115,8 @@ for _cohort, (_root, _phantom) in EXTERNAL_RELEASES.items():
         log:
             f"logs/external/{_cohort}.log",
         benchmark:
-            f"benchmarks/external/{_cohort}.tsv"
-        threads: EXTERNAL[_cohort]["jobs"]
+            f"logs/benchmarks/external/{_cohort}.tsv"
+        threads: config["external"][_cohort]["jobs"]
         resources:
             mem_mb=4000,
             runtime=240,
@@ -135,4 +125,3 @@ for _cohort, (_root, _phantom) in EXTERNAL_RELEASES.items():
         script:
             "../scripts/external_cohort.py"
 
-    FINAL_TARGETS.extend([f"{R}/external/{_cohort}/files.csv", f"{R}/external/{_cohort}/studies.csv"])

@@ -1,18 +1,9 @@
 # Fine-tuning: one job per experiment file (config/experiments/<name>.yaml; task, init, mode,
 # fraction, seed) -> best.ckpt (selected on validation), predictions.csv (val + test studies:
-# target, score, attention per view), metrics.csv. Code: src/cinefm/train/finetune.py.
-# Experiments are read in common.smk (finetune_experiments(), finetune_pretrain_ckpt()).
-
-FINETUNE_DIR = f"{R}/finetune"
-# Everything the training job reads from the config; finetune.select/experiments only pick jobs.
-FINETUNE_CONFIG = {
-    **{k: config[k] for k in ("labels", "splits", "data", "models")},
-    "finetune": {k: v for k, v in config["finetune"].items() if k not in ("select", "experiments")},
-}
-
-
-wildcard_constraints:
-    experiment="|".join(FINETUNE_EXPERIMENTS) or "$^",
+# the experiment's identity, target, score, attention per view), metrics.csv, hparams.yaml (the
+# resolved recipe). Code: src/cinefm/train/finetune.py, recipe in src/cinefm/train/recipe.py.
+# Experiments are read in common.smk (mri_experiments(), finetune_pretrain_ckpt()); echo.smk
+# reuses this rule for the external cohorts' experiments (use rule finetune as echonet_finetune).
 
 
 rule finetune:
@@ -23,15 +14,18 @@ rule finetune:
         labels=f"{R}/labels/labels.csv",
         studies=f"{R}/ingest/studies.csv",
     output:
-        ckpt=f"{FINETUNE_DIR}/{{experiment}}/best.ckpt",
-        predictions=f"{FINETUNE_DIR}/{{experiment}}/predictions.csv",
-        metrics=f"{FINETUNE_DIR}/{{experiment}}/metrics.csv",
+        ckpt=f"{finetune_dir()}/{{experiment}}/best.ckpt",
+        predictions=f"{finetune_dir()}/{{experiment}}/predictions.csv",
+        metrics=f"{finetune_dir()}/{{experiment}}/metrics.csv",
+        hparams=f"{finetune_dir()}/{{experiment}}/hparams.yaml",
     params:
-        config=FINETUNE_CONFIG,
+        config=finetune_config(),
+    wildcard_constraints:
+        experiment="|".join(mri_experiments()) or "$^",
     log:
         "logs/finetune/{experiment}.log",
     benchmark:
-        "benchmarks/finetune/{experiment}.tsv"
+        "logs/benchmarks/finetune/{experiment}.tsv"
     threads: max(2, config["finetune"]["num_workers"])
     resources:
         mem_mb=16000,
@@ -41,10 +35,3 @@ rule finetune:
         env("train")
     script:
         "../scripts/finetune.py"
-
-
-FINAL_TARGETS.extend(
-    f"{FINETUNE_DIR}/{name}/{out}"
-    for name in finetune_experiments()
-    for out in ("best.ckpt", "predictions.csv", "metrics.csv")
-)

@@ -4,9 +4,9 @@
 # a manifest of its studies; downstream rules read ingest/studies.csv or the manifests).
 
 INGEST = config["ingest"]
-INGEST_DIR = f"{R}/ingest"
-INGEST_SHARDS = list(range(INGEST["shards"]))
-ID_MAP = INGEST.get("id_map")
+INGEST_DIR = ingest_dir()
+INGEST_SHARDS = ingest_shards()
+ID_MAP = INGEST["id_map"]
 # The real-id map (PatientID/AccessionNumber -> pseudonym) lives outside results/ (0600).
 _ID_PART = {"id_map_part": temp(f"{ID_MAP}.parts/shard_{{shard}}.csv")} if ID_MAP else {}
 _ID_PARTS = {"id_map_parts": expand(f"{ID_MAP}.parts/shard_{{shard}}.csv", shard=INGEST_SHARDS)} if ID_MAP else {}
@@ -25,7 +25,7 @@ rule ingest_list:
     log:
         "logs/ingest/list.log",
     benchmark:
-        "benchmarks/ingest_list/list.tsv"
+        "logs/benchmarks/ingest_list/list.tsv"
     threads: 1
     resources:
         mem_mb=4000,
@@ -46,11 +46,11 @@ rule ingest_scan:
         root=dicom_root(),
         shards=INGEST["shards"],
         phantom=IS_PHANTOM,
-        key_file=config["privacy"].get("key_file"),
+        key_file=config["privacy"]["key_file"],
     log:
         "logs/ingest/scan_{shard}.log",
     benchmark:
-        "benchmarks/ingest_scan/shard_{shard}.tsv"
+        "logs/benchmarks/ingest_scan/shard_{shard}.tsv"
     threads: 4
     resources:
         mem_mb=4000,
@@ -75,7 +75,7 @@ rule ingest_merge:
     log:
         "logs/ingest/merge.log",
     benchmark:
-        "benchmarks/ingest_merge/merge.tsv"
+        "logs/benchmarks/ingest_merge/merge.tsv"
     threads: 4
     resources:
         mem_mb=16000,
@@ -102,7 +102,7 @@ rule ingest_extract:
     log:
         "logs/ingest/extract_{shard}.log",
     benchmark:
-        "benchmarks/ingest_extract/shard_{shard}.tsv"
+        "logs/benchmarks/ingest_extract/shard_{shard}.tsv"
     threads: 1
     resources:
         mem_mb=8000,
@@ -124,7 +124,7 @@ rule ingest_flow:
     log:
         "logs/ingest/flow.log",
     benchmark:
-        "benchmarks/ingest_flow/flow.tsv"
+        "logs/benchmarks/ingest_flow/flow.tsv"
     threads: 1
     resources:
         mem_mb=8000,
@@ -134,13 +134,3 @@ rule ingest_flow:
     script:
         "../scripts/ingest_flow.py"
 
-
-FINAL_TARGETS.extend(
-    [
-        f"{INGEST_DIR}/files.parquet",
-        f"{INGEST_DIR}/flow.csv",
-        f"{INGEST_DIR}/flow.png",
-        f"{INGEST_DIR}/studies.csv",
-        *expand(f"{INGEST_DIR}/extract/shard_{{shard}}.csv", shard=INGEST_SHARDS),
-    ]
-)

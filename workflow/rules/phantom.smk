@@ -9,11 +9,11 @@ rule phantom:
         truth=f"{PHANTOM_DIR}/truth.csv",
         faults=f"{PHANTOM_DIR}/faults.csv",
     params:
-        options=config.get("phantom", {}),
+        options=config["phantom"],
     log:
         "logs/phantom.log",
     benchmark:
-        "benchmarks/phantom/phantom.tsv"
+        "logs/benchmarks/phantom/phantom.tsv"
     threads: 2
     resources:
         mem_mb=2000,
@@ -23,6 +23,3 @@ rule phantom:
     script:
         "../scripts/phantom.py"
 
-
-if IS_PHANTOM:
-    FINAL_TARGETS.append(f"{PHANTOM_DIR}/faults.csv")

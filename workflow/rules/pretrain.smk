@@ -4,7 +4,7 @@
 # Run folder: results/pretrain/<pretrain.run>/ (state/ is kept by Snakemake on reruns).
 
 PRETRAIN = config["pretrain"]
-PRETRAIN_DIR = f"{R}/pretrain/{PRETRAIN['run']}"
+PRETRAIN_DIR = pretrain_dir()
 # What the training job reads from the config (everything else cannot change its result;
 # the UMAP and structure settings only concern pretrain_umap, so changing them does not rerun training).
 PRETRAIN_CONFIG = {
@@ -30,7 +30,7 @@ rule pretrain:
     log:
         f"logs/pretrain/{PRETRAIN['run']}.log",
     benchmark:
-        f"benchmarks/pretrain/{PRETRAIN['run']}.tsv"
+        f"logs/benchmarks/pretrain/{PRETRAIN['run']}.tsv"
     threads: PRETRAIN["threads"]
     resources:
         mem_mb=PRETRAIN["mem_mb"],
@@ -49,12 +49,12 @@ rule pretrain_retrieval:
         table=report(f"{PRETRAIN_DIR}/retrieval.csv", category="Pre-training"),
     params:
         ks=PRETRAIN["recall_ks"],
-        permutations=PRETRAIN.get("retrieval_permutations", 1000),
+        permutations=PRETRAIN["retrieval_permutations"],
         seed=PRETRAIN["seed"],
     log:
         f"logs/pretrain/{PRETRAIN['run']}_retrieval.log",
     benchmark:
-        f"benchmarks/pretrain_retrieval/{PRETRAIN['run']}.tsv"
+        f"logs/benchmarks/pretrain_retrieval/{PRETRAIN['run']}.tsv"
     threads: 1
     resources:
         mem_mb=4000,
@@ -83,7 +83,7 @@ rule pretrain_umap:
     log:
         f"logs/pretrain/{PRETRAIN['run']}_umap.log",
     benchmark:
-        f"benchmarks/pretrain_umap/{PRETRAIN['run']}.tsv"
+        f"logs/benchmarks/pretrain_umap/{PRETRAIN['run']}.tsv"
     threads: 1
     resources:
         mem_mb=8000,
@@ -93,8 +93,3 @@ rule pretrain_umap:
     script:
         "../scripts/pretrain_umap.py"
 
-
-FINAL_TARGETS.extend(
-    f"{PRETRAIN_DIR}/{name}"
-    for name in ("last.ckpt", "metrics.csv", "embeddings.h5", "retrieval.csv", "umap.png", "structure.csv")
-)

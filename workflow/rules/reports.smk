@@ -18,7 +18,7 @@ rule reports:
     log:
         "logs/reports.log",
     benchmark:
-        "benchmarks/reports/reports.tsv"
+        "logs/benchmarks/reports/reports.tsv"
     threads: 1
     resources:
         mem_mb=4000,
@@ -37,11 +37,11 @@ rule labels:
         labels=f"{R}/labels/labels.csv",
     params:
         labels=config["labels"],
-        cache_dir=config["labels"]["llm"].get("cache_dir") or f"{R}/labels/llm_cache",
+        cache_dir=config["labels"]["llm"]["cache_dir"] or f"{R}/labels/llm_cache",
     log:
         "logs/labels.log",
     benchmark:
-        "benchmarks/labels/labels.tsv"
+        "logs/benchmarks/labels/labels.tsv"
     threads: 1
     resources:
         mem_mb=4000,
@@ -81,7 +81,7 @@ rule agreement:
     log:
         "logs/agreement.log",
     benchmark:
-        "benchmarks/agreement/agreement.tsv"
+        "logs/benchmarks/agreement/agreement.tsv"
     threads: 1
     resources:
         mem_mb=2000,
@@ -91,7 +91,3 @@ rule agreement:
     script:
         "../scripts/agreement.py"
 
-
-FINAL_TARGETS.extend([f"{R}/text/reports.json", f"{R}/labels/labels.csv"])
-if human_labels_csv():
-    FINAL_TARGETS.append(f"{R}/labels/agreement.csv")

@@ -4,7 +4,7 @@
 # views, ...) and labels.csv (study_id, patient_id, ...: cross-checked, not required per study).
 
 SPLITS = config["splits"]
-EXTERNAL_COHORTS = SPLITS.get("external", [])
+EXTERNAL_COHORTS = SPLITS["external"]
 
 
 rule splits:
@@ -22,7 +22,7 @@ rule splits:
     log:
         "logs/splits/splits.log",
     benchmark:
-        "benchmarks/splits/splits.tsv"
+        "logs/benchmarks/splits/splits.tsv"
     threads: 1
     resources:
         mem_mb=2000,
@@ -32,5 +32,3 @@ rule splits:
     script:
         "../scripts/splits.py"
 
-
-FINAL_TARGETS.extend([f"{R}/splits/splits.csv", f"{R}/splits/train_fractions.csv"])

@@ -5,7 +5,7 @@
 
 rule stats:
     input:
-        predictions=expand(f"{R}/finetune/{{experiment}}/predictions.csv", experiment=finetune_experiments()),
+        predictions=expand(f"{finetune_dir()}/{{experiment}}/predictions.csv", experiment=finetune_experiments()),
         labels=f"{R}/labels/labels.csv",
         splits=f"{R}/splits/splits.csv",
         fractions=f"{R}/splits/train_fractions.csv",
@@ -31,7 +31,7 @@ rule stats:
     log:
         "logs/stats.log",
     benchmark:
-        "benchmarks/stats/stats.tsv"
+        "logs/benchmarks/stats/stats.tsv"
     threads: 1
     resources:
         mem_mb=4000,
@@ -62,18 +62,18 @@ rule report:
         umap=f"{R}/pretrain/{config['pretrain']['run']}/umap.png",
         retrieval=f"{R}/pretrain/{config['pretrain']['run']}/retrieval.csv",
         structure=f"{R}/pretrain/{config['pretrain']['run']}/structure.csv",
-        echo=ECHONET_REPORT_INPUTS,  # echo.smk: EchoNet EF comparison ([] when not configured)
-        external=EXTERNAL_FLOWS,  # external.smk: flow.csv of each enabled UKB/ACDC/Kaggle adapter
-        attention=ATTENTION_REPORT_INPUTS,  # attention.smk: heat-map videos ([] when not configured)
+        echo=echonet_report_inputs(),  # echo.smk: EchoNet EF comparison ([] when not configured)
+        external=external_flows(),  # external.smk: flow.csv of each enabled UKB/ACDC/Kaggle adapter
+        attention=attention_report_inputs(),  # attention.smk: heat-map videos ([] when not configured)
     output:
         html=report(f"{R}/report/index.html", category="Report", caption="../report/report_html.rst"),
     params:
         results=lambda w, input: os.path.dirname(os.path.dirname(input.flow)),
-        config={**config, "echonet": bool(ECHONET_REPORT_INPUTS)},  # all of it: the report lists departures from the method
+        config={**config, "echonet": bool(echonet_report_inputs())},  # all of it: the report lists departures from the method
     log:
         "logs/report.log",
     benchmark:
-        "benchmarks/report/report.tsv"
+        "logs/benchmarks/report/report.tsv"
     threads: 1
     resources:
         mem_mb=2000,
@@ -83,5 +83,3 @@ rule report:
     script:
         "../scripts/report.py"
 
-
-FINAL_TARGETS.append(f"{R}/report/index.html")

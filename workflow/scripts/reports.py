@@ -13,6 +13,6 @@ build_reports(
     stanza_dir=text.get("stanza_dir"),
     tokenizer_dir=text.get("tokenizer_dir"),
     vocab_size=text["vocab_size"],
-    min_frequency=text.get("min_frequency", 2),
+    min_frequency=text["min_frequency"],
     max_tokens=text["max_tokens"],
 )

@@ -9,7 +9,8 @@ Inputs (all produced by earlier rules):
   and ``status`` (``failed`` rows are skipped); external cohorts add their own manifest
   (:func:`read_manifest`);
 * pre-training: the indexed report JSON and the tokenizer folder (for [CLS]/[SEP]/[PAD]);
-* fine-tuning: ``labels.csv`` (:mod:`cinefm.data.targets`).
+* fine-tuning: ``labels.csv`` (:mod:`cinefm.data.targets`); every other setting comes from
+  the run's :class:`~cinefm.train.recipe.FinetuneRecipe` (:meth:`StudyDataModule.from_recipe`).
 
 Training loaders use :class:`ResumableSampler` (a
 :class:`~cinefm.data.seeding.SeededSampler`: same seed -> same batches for any number of
@@ -25,13 +26,14 @@ import os
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning as L
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from cinefm.data.augment import DEFAULT_OPS, TemporalAugMix
+from cinefm.data.augment import TemporalAugMix
 from cinefm.data.collate import ClipCollate, collate_studies
 from cinefm.data.datasets import ClipDataset, StudyDataset
 from cinefm.data.h5 import DataError, H5Reader, drop_short_series, resolve_h5_paths, scan_series
@@ -40,6 +42,9 @@ from cinefm.data.targets import load_targets
 from cinefm.data.text import ReportSource, SpecialTokens, load_special_tokens
 from cinefm.data.transforms import ClipSpec, ClipTransform, clip_kwargs
 from cinefm.splits import FractionSubset, read_splits, train_fraction_subset
+
+if TYPE_CHECKING:
+    from cinefm.train.recipe import FinetuneRecipe
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +99,8 @@ def series_of(rows: pd.DataFrame, manifest: pd.DataFrame, min_frames: int) -> tu
 
 
 def _augmix(params: Mapping | None) -> TemporalAugMix | None:
-    if not params:
-        return None
-    p = dict(params)
-    return TemporalAugMix(severity=int(p.get("severity", 3)), width=int(p.get("width", 3)),
-                          depth=int(p.get("depth", -1)), alpha=float(p.get("alpha", 1.0)),
-                          ops=tuple(p.get("ops", DEFAULT_OPS)))
+    """AugMix of config ``data.augmix`` (the schema requires every key), or None when off."""
+    return TemporalAugMix(**params) if params else None
 
 
 class ResumableSampler(SeededSampler):
@@ -231,14 +232,12 @@ class StudyLoaders(L.LightningDataModule):
         return self.dataloader("test")
 
 
-def finetune_section(config: Mapping, tasks: Sequence[str]) -> Mapping:
-    """The config section of these fine-tuning tasks: ``finetune.lvef`` or ``finetune.disease``."""
-    return config["finetune"]["lvef" if "lvef" in tasks else "disease"]
-
-
-def finetune_augment(config: Mapping, tasks: Sequence[str]) -> bool:
-    """AugMix on fine-tuning training clips: ``finetune.lvef/disease.augment`` if set, else ``finetune.augment``."""
-    return bool(finetune_section(config, tasks).get("augment", config["finetune"].get("augment", False)))
+def close_readers(datamodule) -> None:
+    """Close the HDF5 handles the datamodule's datasets opened in this process (a later run may reopen them)."""
+    for dataset in getattr(datamodule, "datasets", {}).values():
+        close = getattr(getattr(dataset, "reader", None), "close", None)
+        if close is not None:
+            close()
 
 
 class StudyDataModule(StudyLoaders):
@@ -277,19 +276,19 @@ class StudyDataModule(StudyLoaders):
         self.resume: tuple[int, int] | None = None  # (epoch, batches done) of a restarted job
 
     @classmethod
-    def from_config(cls, config: Mapping, tasks: Sequence[str], *, splits_csv: PathLike,
+    def from_recipe(cls, recipe: FinetuneRecipe, *, splits_csv: PathLike,
                     studies_csv: PathLike | Sequence[PathLike], labels_csv: PathLike | Sequence[PathLike],
                     **overrides) -> StudyDataModule:
-        """Build from the configuration (models.video, data, splits, finetune, labels sections)."""
-        data = config["data"]
-        kwargs = dict(**clip_kwargs(config), batch_size=config["finetune"]["batch_size"], seed=data["seed"],
-                      fraction_seed=config["splits"]["fraction_seed"],
-                      heart_failure_lvef=config["labels"]["heart_failure_lvef"],
-                      min_frames=data["min_frames"], max_open_files=data["max_open_files"],
-                      augmix=data["augmix"] if finetune_augment(config, tasks) else None,
-                      sax_fraction=finetune_section(config, tasks).get("sax_fraction", 1.0))  # diseases: all (1)
+        """Build from a run's :class:`~cinefm.train.recipe.FinetuneRecipe` (tasks, clip, data, fraction)."""
+        d = recipe.data
+        kwargs = dict(frames=recipe.clip.frames, size=recipe.clip.size, mean=d.mean, std=d.std,
+                      motion_gain=d.motion_gain, motion_crop=d.motion_crop, batch_size=d.batch_size,
+                      num_workers=d.num_workers, seed=d.seed, sax_fraction=d.sax_fraction,
+                      train_fraction=recipe.fraction, fraction_seed=recipe.fraction_seed,
+                      heart_failure_lvef=recipe.heart_failure_lvef, augmix=d.augmix, min_frames=d.min_frames,
+                      max_open_files=d.max_open_files)
         kwargs.update(overrides)
-        return cls(splits_csv, studies_csv, labels_csv, tasks, **kwargs)
+        return cls(splits_csv, studies_csv, labels_csv, recipe.tasks, **kwargs)
 
     def _rows(self, splits: pd.DataFrame) -> dict[str, pd.DataFrame]:
         self.fraction = train_fraction_subset(splits, self.train_fraction, self.fraction_seed)

@@ -14,7 +14,7 @@ would show a cardiac arrest). Frames are then resized/cropped to ``size`` and no
 every clip (:mod:`cinefm.data.transforms`); no augmentation (EchoNet-Dynamic's default).
 
 Batches are the fine-tuning study batches (:func:`cinefm.data.collate.collate_studies`)
-with one view per study, so :class:`cinefm.train.finetune.FinetuneModule` trains on them
+with one view per study, so :class:`cinefm.train.finetune_module.FinetuneModule` trains on them
 unchanged.
 """
 
@@ -23,9 +23,9 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,9 @@ from cinefm.data.datasets import StudyDataset
 from cinefm.data.h5 import DataError, H5Reader
 from cinefm.data.targets import load_targets
 from cinefm.data.transforms import ClipSpec, ClipTransform
+
+if TYPE_CHECKING:
+    from cinefm.train.recipe import FinetuneRecipe
 
 log = logging.getLogger(__name__)
 
@@ -101,21 +104,19 @@ class EchoDataModule(StudyLoaders):
         self.resume: tuple[int, int] | None = None
 
     @classmethod
-    def from_experiment(cls, exp: Any, config: Mapping, tasks: Sequence[str], *, studies_csv: PathLike,
-                        labels_csv: PathLike, **overrides) -> EchoDataModule:
-        """Build from an (already config-adjusted) experiment and the data/labels config sections."""
-        if exp.fraction != 1.0:
-            raise DataError(f"experiment {exp.name}: fraction {exp.fraction} — external cohorts train on their "
-                            "whole release training split (fraction: 1.0)")
-        clip, data = exp.clip, config["data"]
-        video = config["models"]["video"]
-        kwargs = dict(view=exp.view, frames=clip.frames if clip else video["frames"],
-                      period=clip.period if clip else 1, size=clip.size if clip else video["size"],
-                      batch_size=exp.batch_size or config["finetune"]["batch_size"], seed=data["seed"],
-                      mean=data["mean"], std=data["std"], heart_failure_lvef=config["labels"]["heart_failure_lvef"],
-                      min_frames=data["min_frames"], max_open_files=data["max_open_files"])
+    def from_recipe(cls, recipe: FinetuneRecipe, *, studies_csv: PathLike, labels_csv: PathLike,
+                    **overrides) -> EchoDataModule:
+        """Build from a run's :class:`~cinefm.train.recipe.FinetuneRecipe` (view, clip with period, loaders)."""
+        if recipe.fraction != 1.0:
+            raise DataError(f"experiment {recipe.experiment}: fraction {recipe.fraction} — external cohorts train "
+                            "on their whole release training split (fraction: 1.0)")
+        d, clip = recipe.data, recipe.clip
+        kwargs = dict(view=d.view, frames=clip.frames, period=clip.period, size=clip.size, batch_size=d.batch_size,
+                      num_workers=d.num_workers, seed=d.seed, mean=d.mean, std=d.std,
+                      heart_failure_lvef=recipe.heart_failure_lvef, min_frames=d.min_frames,
+                      max_open_files=d.max_open_files)
         kwargs.update(overrides)
-        return cls(studies_csv, labels_csv, tasks, **kwargs)
+        return cls(studies_csv, labels_csv, recipe.tasks, **kwargs)
 
     def setup(self, stage: str | None = None) -> None:
         """Read manifest and labels; build the train/val/test datasets of the release split (once)."""

@@ -39,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
         ingest_cfg["views"] = str(REPO_ROOT / views)
     flow = run_ingest(
         args.dicom_root, args.out, ingest_cfg=ingest_cfg, jobs=args.jobs, phantom=args.phantom,
-        key_file=args.key_file or cfg.get("privacy", {}).get("key_file"),
+        key_file=args.key_file or cfg["privacy"]["key_file"],
         id_map=args.id_map or ingest_cfg.get("id_map"),
     )
     kept = flow[flow["stage"].isin(["input", "kept"])]

@@ -32,7 +32,9 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -57,11 +59,19 @@ def h5_relpath(patient_id: str, study_id: str) -> str:
     return f"{patient_id}/{study_id}.h5"
 
 
-def source_digest(rows: pd.DataFrame, frame_size: int, percentiles: tuple[float, float]) -> str:
-    """SHA-256 identifying a study's inputs and parameters (rerun skips matching files)."""
+def study_digest(doc: Mapping[str, Any], compression: str = "gzip") -> str:
+    """The ``source_digest`` of a study file: SHA-256 of ``doc`` (its inputs and parameters, JSON with
+    sorted keys) and the schema version, ``:<compression>`` appended unless gzip. A rerun keeps a
+    file whose digest matches (every writer of the ingestion layout, :func:`write_study_h5`, uses it)."""
+    digest = hashlib.sha256(json.dumps({"schema": SCHEMA_VERSION, **doc}, sort_keys=True).encode()).hexdigest()
+    return digest if compression == "gzip" else f"{digest}:{compression}"
+
+
+def source_digest(rows: pd.DataFrame, frame_size: int, percentiles: tuple[float, float],
+                  compression: str = "gzip") -> str:
+    """:func:`study_digest` of a study's DICOM inputs (relpath, sha256, view) and the parameters."""
     items = sorted(zip(rows["relpath"], rows["sha256"], rows["view"], strict=True))
-    doc = {"schema": SCHEMA_VERSION, "frame_size": frame_size, "percentiles": list(percentiles), "files": items}
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+    return study_digest({"frame_size": frame_size, "percentiles": list(percentiles), "files": items}, compression)
 
 
 def studies_of_shard(files: pd.DataFrame, shard: int, shards: int) -> dict[str, pd.DataFrame]:
@@ -111,7 +121,8 @@ COMPRESSION = {"none": {}, "lzf": {"compression": "lzf"}, "gzip": {"compression"
 
 def write_study_h5(path: str | os.PathLike, patient_id: str, study_id: str, volumes: dict[str, ViewVolume],
                    meta: dict[str, dict], root_attrs: dict, compression: str = "gzip") -> None:
-    """Write one study's HDF5 atomically (layout in the module docstring).
+    """Write one study's HDF5 atomically (layout in the module docstring); the writer of every
+    cohort's study files (ingestion, and the external adapters' views such as EchoNet's ``A4C``).
 
     ``compression`` (config ``ingest.compression``): ``gzip`` (level 1, smallest),
     ``lzf`` or ``none``. Training reads every sampled slice again each epoch, and
@@ -120,18 +131,17 @@ def write_study_h5(path: str | os.PathLike, patient_id: str, study_id: str, volu
     """
     if compression not in COMPRESSION:
         raise ValueError(f"config.ingest.compression: {compression!r} is not one of {sorted(COMPRESSION)}")
+    views = [v for v in VIEWS if v in volumes] + sorted(set(volumes) - set(VIEWS))  # external views (A4C) last
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", track_order=False) as h5:
             h5.attrs["patient_id"] = patient_id
             h5.attrs["study_id"] = study_id
             h5.attrs["schema_version"] = SCHEMA_VERSION
             h5.attrs["cinefm_version"] = __version__
-            h5.attrs["views"] = np.array([v for v in VIEWS if v in volumes], dtype=_STR)
+            h5.attrs["views"] = np.array(views, dtype=_STR)
             for k, v in root_attrs.items():
                 h5.attrs[k] = v
-            for view in VIEWS:
-                if view not in volumes:
-                    continue
+            for view in views:
                 vol = volumes[view]
                 s, f, h, w = vol.data.shape
                 ds = h5.create_dataset(view, data=vol.data, chunks=(1, f, h, w), track_times=False,
@@ -144,11 +154,12 @@ def write_study_h5(path: str | os.PathLike, patient_id: str, study_id: str, volu
                 ds.attrs["original_frames"] = vol.original_frames
                 ds.attrs["frame_time_ms"] = vol.frame_time_ms
                 ds.attrs["intensity_window"] = np.array(vol.window)
-                for k, v in meta[view].items():
+                for k, v in meta.get(view, {}).items():
                     ds.attrs[k] = v
 
 
-def _existing_digest(path: Path) -> str | None:
+def existing_digest(path: str | os.PathLike) -> str | None:
+    """The ``source_digest`` of an existing study file (None when it cannot be read)."""
     try:
         with h5py.File(path, "r") as h5:
             return str(h5.attrs.get("source_digest", ""))
@@ -164,13 +175,13 @@ def extract_study(
     patient_id, study_id = rows["patient_id"].iloc[0], rows["study_id"].iloc[0]
     rel = h5_relpath(patient_id, study_id)
     path = Path(h5_root) / rel
-    digest = source_digest(rows, frame_size, percentiles) + ("" if compression == "gzip" else f":{compression}")
+    digest = source_digest(rows, frame_size, percentiles, compression)
     vendor = rows["vendor"].mode().iloc[0]
     row = {"patient_id": patient_id, "study_id": study_id, "h5_relpath": rel, "vendor": vendor, "reason": ""}
     for stale in path.parent.glob(f".{path.name}.*"):
         stale.unlink(missing_ok=True)  # temporary file of a killed run of this study
     volumes, meta, failures = {}, {}, []
-    if path.is_file() and _existing_digest(path) == digest:
+    if path.is_file() and existing_digest(path) == digest:
         with h5py.File(path, "r") as h5:
             shapes = {v: h5[v].shape for v in VIEWS if v in h5}
         return {**row, **_summary(shapes), "status": "unchanged"}

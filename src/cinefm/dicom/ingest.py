@@ -66,13 +66,13 @@ def run_ingest(
     scan_shard(paths["filelist"], dicom_root, paths["scan"][0], shard=0, shards=1, phantom=phantom,
                key_file=key_file, jobs=jobs, id_map_out=id_part)
     paths["scan"] = paths["scan"][:1]
-    merge_scans(paths["scan"], paths["files"], views=ingest_cfg["views"], min_frames=ingest_cfg.get("min_frames", 10),
+    merge_scans(paths["scan"], paths["files"], views=ingest_cfg["views"], min_frames=ingest_cfg["min_frames"],
                 quarantine_csv=paths["quarantine"], id_map_parts=[id_part] if id_part else None, id_map_out=id_map,
                 jobs=jobs)
     tol = load_view_rules(ingest_cfg["views"]).geometry.slice_tolerance_mm
     kw = dict(shards=jobs, frame_size=ingest_cfg["frame_size"],
-              percentiles=tuple(ingest_cfg.get("intensity_percentiles", (0.5, 99.5))), tol=tol,
-              compression=ingest_cfg.get("compression", "gzip"))
+              percentiles=tuple(ingest_cfg["intensity_percentiles"]), tol=tol,
+              compression=ingest_cfg["compression"])
     if jobs == 1:
         extract_shard(paths["files"], dicom_root, paths["h5_root"], paths["manifests"][0], shard=0, **kw)
     else:

@@ -6,7 +6,7 @@ together; this module measures it. For each target (a disease key of ``labels.cs
 left out) is scored by leave-one-out k-nearest-neighbour voting: its score is the mean
 label of its ``k`` most cosine-similar labelled studies **of other patients** (a
 patient's repeat studies are near-duplicates and would otherwise vote for each other).
-The AUROC of these scores (Mann–Whitney, ties counted ½) is 0.5 when the embedding
+The AUROC of these scores (:func:`cinefm.stats.roc.auroc`: Mann–Whitney, ties counted ½) is 0.5 when the embedding
 holds no information about the target and 1 when every study's neighbours share its
 label (a k-NN probe as in Wu et al. 2018 and the DINO k-NN evaluation, Caron et al. 2021).
 
@@ -30,26 +30,16 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from cinefm.atomic import write_csv
 from cinefm.embed.retrieval import normalize_rows, study_video_embeddings
 from cinefm.embed.store import EmbeddingSet, read_embeddings
+from cinefm.stats.roc import auroc  # the package's one AUROC (matches pROC)
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ["embedding", "target", "n_studies", "positives", "k", "auroc", "null_mean", "null_sd", "p_value",
            "permutations"]
-
-
-def auroc(y: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve of ``score`` for binary ``y`` (Mann–Whitney U / (n₁n₀), ties ½)."""
-    y = np.asarray(y, dtype=bool)
-    n1, n0 = int(y.sum()), int((~y).sum())
-    if n1 == 0 or n0 == 0:
-        raise ValueError(f"AUROC needs both classes; got {n1} positives and {n0} negatives")
-    ranks = rankdata(score)
-    return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def neighbour_index(x: np.ndarray, groups: Sequence[str], k: int) -> np.ndarray:

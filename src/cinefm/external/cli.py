@@ -163,11 +163,12 @@ def _run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config or DEFAULT_CONFIG)
     echo_cfg = cfg.get("external", {}).get("echonet", {})
-    key = load_key(args.key_file or cfg.get("privacy", {}).get("key_file"), phantom=False)
+    key = load_key(args.key_file or cfg["privacy"]["key_file"], phantom=False)
     files = run_echonet(
         args.root, args.out, key=key, jobs=args.jobs,
         frame_size=args.frame_size or int(echo_cfg.get("frame_size", 112)),
         keep_inconsistent=args.keep_inconsistent or bool(echo_cfg.get("keep_inconsistent", False)),
+        compression=cfg["ingest"]["compression"],
     )
     print(files["status"].value_counts().to_string())
     return 0

@@ -18,11 +18,12 @@ Output (``out`` plays the role of ``results/external/echonet/``):
   ``inconsistent`` (decoded frame count or size differs from FileList, or a non-numeric EF /
   unknown Split); ``duplicate`` (FileName listed twice: the first row wins). ``reason`` is
   ``code: detail`` as in ingestion.
-- ``h5/{patient}/{study}.h5`` for ``ok`` rows: the ingestion layout
-  (:mod:`cinefm.dicom.extract`) with a single view ``A4C`` of shape ``(1, frames, S, S)`` uint8
-  (grayscale, resized to ``frame_size`` keeping aspect, padded), dataset attrs ``fps``,
-  ``frame_time_ms``, ``ef``, ``esv``, ``edv``, ``original_size``, ``original_frames``,
-  ``traced_frames``; root attrs as ingestion plus ``cohort = "echonet"`` and ``source_digest``.
+- ``h5/{patient}/{study}.h5`` for ``ok`` rows, written by the ingestion writer
+  (:func:`cinefm.dicom.extract.write_study_h5`, compression as config ``ingest.compression``) with a
+  single view ``A4C`` of shape ``(1, frames, S, S)`` uint8 (grayscale, resized to ``frame_size``
+  keeping aspect, padded), the ingestion dataset attrs (pixel spacing NaN: an AVI has none) plus
+  ``fps``, ``ef``, ``esv``, ``edv``, ``split``, ``traced_frames``; root attrs as ingestion plus
+  ``cohort = "echonet"``, ``frame_size`` and ``source_digest``.
 - ``studies.csv``: manifest for :mod:`cinefm.splits` (``STUDY_COLUMNS``): ``patient_id,
   study_id, h5_relpath, status`` (``written``/``unchanged``/``failed``), ``reason, views,
   frames, split`` (the release's own split in lower case: ``train``/``val``/``test``).
@@ -41,7 +42,6 @@ key, "study")``.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -49,14 +49,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 
-from cinefm import __version__
-from cinefm.atomic import atomic_path, write_csv
-from cinefm.dicom.assemble import fit_frames
-from cinefm.dicom.extract import SCHEMA_VERSION, h5_relpath
+from cinefm.atomic import write_csv
+from cinefm.dicom.assemble import ViewVolume, fit_frames
+from cinefm.dicom.extract import existing_digest, h5_relpath, study_digest, write_study_h5
 from cinefm.privacy import pseudonymize
 
 log = logging.getLogger(__name__)
@@ -74,7 +72,6 @@ FILES_COLUMNS = [
 STUDY_COLUMNS = ["patient_id", "study_id", "h5_relpath", "status", "reason", "views", "frames", "split"]
 LABEL_COLUMNS = ["study_id", "patient_id", "lvef", "esv_ml", "edv_ml", "split"]
 FLOW_COLUMNS = ["level", "stage", "status", "reason", "count"]
-_STR = h5py.string_dtype()
 
 
 class EchoNetError(ValueError):
@@ -228,45 +225,30 @@ def resize_video(frames: np.ndarray, size: int) -> np.ndarray:
     return np.rint(np.clip(out, 0, 255)).astype(np.uint8)
 
 
-def video_digest(sha256: str, frame_size: int) -> str:
+def video_digest(sha256: str, frame_size: int, compression: str) -> str:
     """Identity of one study file's inputs and parameters (a rerun keeps a matching file)."""
-    doc = {"schema": SCHEMA_VERSION, "cohort": COHORT, "frame_size": frame_size, "sha256": sha256}
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+    return study_digest({"cohort": COHORT, "frame_size": frame_size, "sha256": sha256}, compression)
 
 
 def write_echo_h5(path: str | os.PathLike, v: Video, data: np.ndarray, *, fps: float, frame_size: int,
-                  original_size: tuple[int, int], digest: str) -> None:
-    """Write one video as a study HDF5 (layout in the module docstring), atomically."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        h5.attrs.update({"patient_id": v.patient_id, "study_id": v.study_id, "schema_version": SCHEMA_VERSION,
-                         "cinefm_version": __version__, "cohort": COHORT, "frame_size": frame_size,
-                         "source_digest": digest})
-        h5.attrs["views"] = np.array([VIEW], dtype=_STR)
-        vol = data[None]  # (1, F, S, S)
-        ds = h5.create_dataset(VIEW, data=vol, chunks=vol.shape, compression="gzip", compression_opts=1,
-                               track_times=False)
-        ds.attrs["fps"] = fps
-        ds.attrs["frame_time_ms"] = np.array([1000.0 / fps if fps > 0 else np.nan])
-        ds.attrs["ef"] = v.ef
-        ds.attrs["esv"] = v.esv
-        ds.attrs["edv"] = v.edv
-        ds.attrs["split"] = v.split
-        ds.attrs["original_size"] = np.array([original_size], dtype=np.int64)
-        ds.attrs["original_frames"] = np.array([data.shape[0]], dtype=np.int64)
-        ds.attrs["traced_frames"] = np.array([int(f) for f in v.traced_frames.split(";") if f], dtype=np.int64)
-        ds.attrs["series_ids"] = np.array([v.study_id], dtype=_STR)
-        ds.attrs["description"] = "EchoNet-Dynamic apical 4-chamber"
+                  original_size: tuple[int, int], digest: str, compression: str) -> None:
+    """Write one video as a study HDF5 through the ingestion writer (layout in the module docstring)."""
+    frames = data.shape[0]
+    unknown = np.full((1, 2), np.nan)  # AVI frames carry no pixel spacing
+    volume = ViewVolume(data=data[None], series_ids=(v.study_id,), slice_locations_mm=np.zeros(1),
+                        pixel_spacing_mm=unknown, original_pixel_spacing_mm=unknown,
+                        original_size=np.array([original_size], dtype=np.int64),
+                        original_frames=np.array([frames], dtype=np.int64),
+                        frame_time_ms=np.array([1000.0 / fps if fps > 0 else np.nan]), window=(0.0, 255.0))
+    meta = {"fps": fps, "ef": v.ef, "esv": v.esv, "edv": v.edv, "split": v.split,
+            "traced_frames": np.array([int(f) for f in v.traced_frames.split(";") if f], dtype=np.int64),
+            "description": "EchoNet-Dynamic apical 4-chamber"}
+    write_study_h5(path, v.patient_id, v.study_id, {VIEW: volume}, {VIEW: meta},
+                   {"cohort": COHORT, "frame_size": frame_size, "source_digest": digest}, compression=compression)
 
 
-def _existing_digest(path: Path) -> str | None:
-    try:
-        with h5py.File(path, "r") as h5:
-            return str(h5.attrs.get("source_digest", ""))
-    except OSError:
-        return None
-
-
-def convert_video(v: Video, h5_root: str | os.PathLike, frame_size: int, keep_inconsistent: bool = False) -> dict:
+def convert_video(v: Video, h5_root: str | os.PathLike, frame_size: int, keep_inconsistent: bool = False,
+                  compression: str = "gzip") -> dict:
     """Decode, check and write one video; return its ``files.csv`` row (never raises for data problems)."""
     raw = v.path.read_bytes()
     sha = hashlib.sha256(raw).hexdigest()
@@ -288,18 +270,19 @@ def convert_video(v: Video, h5_root: str | os.PathLike, frame_size: int, keep_in
     if problems and not keep_inconsistent:
         return _row(v, "inconsistent", "inconsistent: " + "; ".join(problems), **extra)
     path = Path(h5_root) / h5_relpath(v.patient_id, v.study_id)
-    digest = video_digest(sha, frame_size)
-    written = "unchanged" if path.is_file() and _existing_digest(path) == digest else "written"
+    digest = video_digest(sha, frame_size, compression)
+    written = "unchanged" if path.is_file() and existing_digest(path) == digest else "written"
     if written == "written":
         fps = v.fps if np.isfinite(v.fps) and v.fps > 0 else fps_read
         write_echo_h5(path, v, resize_video(data, frame_size), fps=fps, frame_size=frame_size,
-                      original_size=(h, w), digest=digest)
+                      original_size=(h, w), digest=digest, compression=compression)
     reason = "kept_inconsistent: " + "; ".join(problems) if problems else ""
     return _row(v, "ok", reason, h5=written, **extra)
 
 
-def _convert_many(videos: list[Video], h5_root: str, frame_size: int, keep_inconsistent: bool) -> list[dict]:
-    return [convert_video(v, h5_root, frame_size, keep_inconsistent) for v in videos]
+def _convert_many(videos: list[Video], h5_root: str, frame_size: int, keep_inconsistent: bool,
+                  compression: str) -> list[dict]:
+    return [convert_video(v, h5_root, frame_size, keep_inconsistent, compression) for v in videos]
 
 
 def _chunks(items: list, n: int) -> Iterator[list]:
@@ -308,7 +291,7 @@ def _chunks(items: list, n: int) -> Iterator[list]:
 
 
 def convert_all(videos: list[Video], h5_root: str | os.PathLike, *, frame_size: int, jobs: int = 1,
-                keep_inconsistent: bool = False, chunk: int = 16) -> list[dict]:
+                keep_inconsistent: bool = False, compression: str = "gzip", chunk: int = 16) -> list[dict]:
     """Convert every video (``jobs`` processes, in chunks) with a progress bar; rows in input order."""
     from tqdm import tqdm
 
@@ -317,11 +300,12 @@ def convert_all(videos: list[Video], h5_root: str | os.PathLike, *, frame_size: 
     batches = list(_chunks(videos, chunk))
     if jobs <= 1:
         for b in batches:
-            rows += _convert_many(b, str(h5_root), frame_size, keep_inconsistent)
+            rows += _convert_many(b, str(h5_root), frame_size, keep_inconsistent, compression)
             bar.update(len(b))
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(_convert_many, b, str(h5_root), frame_size, keep_inconsistent) for b in batches]
+            futures = [pool.submit(_convert_many, b, str(h5_root), frame_size, keep_inconsistent, compression)
+                       for b in batches]
             for fut, b in zip(futures, batches, strict=True):
                 rows += fut.result()
                 bar.update(len(b))
@@ -370,8 +354,11 @@ def labels_table(files: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_echonet(root: str | os.PathLike, out: str | os.PathLike, *, key: bytes, frame_size: int = 112,
-                jobs: int = 1, keep_inconsistent: bool = False) -> pd.DataFrame:
-    """Convert an EchoNet-Dynamic release under ``root`` into ``out`` (module docstring); return files table."""
+                jobs: int = 1, keep_inconsistent: bool = False, compression: str = "gzip") -> pd.DataFrame:
+    """Convert an EchoNet-Dynamic release under ``root`` into ``out`` (module docstring); return files table.
+
+    ``compression``: of the HDF5 datasets, as config ``ingest.compression`` (none | lzf | gzip).
+    """
     root, out = Path(root), Path(out)
     if frame_size < 1:
         raise EchoNetError(f"config.external.echonet.frame_size must be >= 1, got {frame_size}")
@@ -389,7 +376,8 @@ def run_echonet(root: str | os.PathLike, out: str | os.PathLike, *, key: bytes, 
         log.info("%s: absent (optional); no traced frames recorded", tracings_path)
     videos, settled = plan_videos(filelist, root, key, traced)
     log.info("echonet: %d listed videos, %d to decode", len(filelist), len(videos))
-    converted = convert_all(videos, out / "h5", frame_size=frame_size, jobs=jobs, keep_inconsistent=keep_inconsistent)
+    converted = convert_all(videos, out / "h5", frame_size=frame_size, jobs=jobs, keep_inconsistent=keep_inconsistent,
+                            compression=compression)
     order = {stem(n): i for i, n in enumerate(filelist["FileName"])}
     rows = sorted(converted + settled, key=lambda r: (order[r["file_name"]], r["status"] == "duplicate"))
     files = pd.DataFrame(rows)

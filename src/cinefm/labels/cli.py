@@ -42,7 +42,7 @@ def _labels(args: argparse.Namespace) -> int:
     from cinefm.labels.table import label_reports
 
     cfg = load_config(args.config or DEFAULT_CONFIG)["labels"]
-    cache = args.cache or cfg.get("llm", {}).get("cache_dir") or Path(args.out).parent / "llm_cache"
+    cache = args.cache or cfg["llm"]["cache_dir"] or Path(args.out).parent / "llm_cache"
     out = label_reports(args.reports, args.out, cfg, backend=args.backend, cache_dir=cache)
     print(f"{len(out)} studies -> {args.out}")
     return 0
@@ -58,10 +58,10 @@ def _agreement(args: argparse.Namespace) -> int:
         key = load_key(args.key_file, phantom=args.phantom)
     except PrivacyError:
         key = None  # fine when the human labels carry study_id; else run_agreement says so
-    stats = cfg.get("stats", {})
+    stats = cfg["stats"]
     df = run_agreement(
         args.labels, args.human, args.out, args.figure, cfg["labels"]["diseases"], key=key,
-        n_boot=stats.get("bootstrap", 2000), seed=stats.get("bootstrap_seed", 0), level=stats.get("ci_level", 0.95),
+        n_boot=stats["bootstrap"], seed=stats["bootstrap_seed"], level=stats["ci_level"],
     )
     print(df[["disease", "rater", "reference", "n", "kappa", "agreement"]].to_string(index=False))
     return 0

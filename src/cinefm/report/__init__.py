@@ -1,6 +1,7 @@
-"""Figures and the self-contained static HTML report of a run (``results/report/index.html``).
+"""The self-contained static HTML report of a run (``results/report/index.html``).
 
-:mod:`~cinefm.report.figures` (ROC curves with CI bands), :mod:`~cinefm.report.tables`
+The ROC figure lives with its statistics (:func:`cinefm.stats.roc.roc_figure`): report
+reads stats, never the reverse. :mod:`~cinefm.report.tables`
 (reader-friendly AUROC/DeLong/threshold/regression tables), :mod:`~cinefm.report.html`
 (``build_report``), :mod:`~cinefm.report.leaderboard` and :mod:`~cinefm.report.leaderboard_app`
 (``cinefm leaderboard``, the Shiny app over a run's statistics). Imported lazily so that ``cinefm --help`` stays fast.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 
-_EXPORTS = {"RocPanel": "figures", "roc_figure": "figures", "build_report": "html"}
+_EXPORTS = {"build_report": "html"}
 __all__ = sorted(_EXPORTS)
 
 

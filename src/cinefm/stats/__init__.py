@@ -1,7 +1,7 @@
 """Statistics of the paper's tables, matching R pROC: AUROC with DeLong CIs, DeLong tests,
 operating points, regression metrics with bootstrap CIs, Bland–Altman agreement.
 
-Modules: :mod:`~cinefm.stats.roc` (curves, AUROC + DeLong CI), :mod:`~cinefm.stats.delong`
+Modules: :mod:`~cinefm.stats.roc` (curves, AUROC + DeLong CI, the ROC figure), :mod:`~cinefm.stats.delong`
 (placements, covariance, tests), :mod:`~cinefm.stats.thresholds` (operating points),
 :mod:`~cinefm.stats.regression`, :mod:`~cinefm.stats.bland_altman`, and
 :mod:`~cinefm.stats.experiments` (``write_stats``: predictions.csv files -> results/stats).
@@ -26,6 +26,9 @@ from cinefm.stats.bland_altman import bland_altman_plot as bland_altman_plot
 _EXPORTS = {
     "AucCI": "roc",
     "RocCurve": "roc",
+    "RocPanel": "roc",
+    "auroc": "roc",
+    "roc_figure": "roc",
     "roc_auc_ci": "roc",
     "roc_ci_band": "roc",
     "roc_curve": "roc",
@@ -51,7 +54,17 @@ if TYPE_CHECKING:  # static analysers see the real names
     )
     from cinefm.stats.experiments import write_stats  # noqa: F401
     from cinefm.stats.regression import regression_metrics  # noqa: F401
-    from cinefm.stats.roc import AucCI, RocCurve, roc_auc_ci, roc_ci_band, roc_curve, roc_thresholds  # noqa: F401
+    from cinefm.stats.roc import (  # noqa: F401
+        AucCI,
+        RocCurve,
+        RocPanel,
+        auroc,
+        roc_auc_ci,
+        roc_ci_band,
+        roc_curve,
+        roc_figure,
+        roc_thresholds,
+    )
     from cinefm.stats.thresholds import operating_points  # noqa: F401
 
 

@@ -41,10 +41,11 @@ from cinefm.stats.experiments import (
     StatsSettings,
     auroc_row,
     binary_view,
+    read_identity,
     regression_rows,
 )
 from cinefm.stats.paired_errors import compare_absolute_errors
-from cinefm.stats.roc import roc_auc_ci, roc_ci_band, roc_curve
+from cinefm.stats.roc import RocPanel, roc_auc_ci, roc_ci_band, roc_curve, roc_figure
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +56,18 @@ COMPARISON_COLUMNS = ["experiment_a", "experiment_b", "n", "mae_a", "mae_b", "di
 def read_echo_predictions(path: str | os.PathLike, split: str = "test") -> Experiment:
     """The ``split`` rows of one echo experiment's ``predictions.csv`` (task lvef) as a stats Experiment."""
     path = Path(path)
-    df = pd.read_csv(path, dtype={"study_id": str, "split": str, "task": str})
+    df = pd.read_csv(path, dtype={"study_id": str, "split": str, "task": str, "experiment": str})
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; expected {list(REQUIRED)} (finetune predictions)")
+    name = read_identity(df, path)["experiment"]
     rows = df[(df["split"] == split) & (df["task"] == REGRESSION_TASK)]
     if rows.empty:
         raise ValueError(f"{path}: no {REGRESSION_TASK} rows with split == {split!r} — the echo experiment "
                          "must predict EF on the release's TEST videos")
     if rows["study_id"].duplicated().any():
         raise ValueError(f"{path}: study {rows.loc[rows['study_id'].duplicated(), 'study_id'].iloc[0]} repeats")
-    return Experiment(name=path.parent.name, task=REGRESSION_TASK, init=None, mode=None, fraction=None,
+    return Experiment(name=name, task=REGRESSION_TASK, init=None, mode=None, fraction=None,
                       rows=rows[["study_id", "target", "score"]].reset_index(drop=True))
 
 
@@ -98,7 +100,6 @@ def comparison_row(a: Experiment, b: Experiment, s: StatsSettings) -> dict:
 
 def hfref_figure(experiments: list[Experiment], s: StatsSettings):
     """ROC curves of HFrEF detection (EF < cut-off) from the predicted EF, one per experiment."""
-    from cinefm.report.figures import RocPanel, roc_figure
 
     panels = []
     for e in experiments:
@@ -124,8 +125,9 @@ def write_echo_stats(predictions_csvs: Iterable[str | os.PathLike], out_dir: str
     paths = [Path(p) for p in predictions_csvs]
     if not paths:
         raise ValueError("predictions_csvs: no echo predictions.csv given — run the echonet_finetune jobs first")
-    experiments = sorted((read_echo_predictions(p, split) for p in paths), key=lambda e: e.name)
-    mean_mae = {Path(p).parent.name: mean_predictor_mae(p, split) for p in paths}
+    read = [(read_echo_predictions(p, split), p) for p in paths]
+    experiments = sorted((e for e, _ in read), key=lambda e: e.name)
+    mean_mae = {e.name: mean_predictor_mae(p, split) for e, p in read}
     out = Path(out_dir)
     regression = []
     for e in experiments:

@@ -1,11 +1,12 @@
 """Statistics tables and figures for every fine-tuning experiment (the I/O edge of cinefm.stats).
 
-Input: ``results/finetune/{experiment}/predictions.csv`` with columns study_id, split,
-task, target, score (and ``attn_<view>``). ``task`` is ``lvef`` (regression: target =
-reference LVEF, score = predicted LVEF) or a disease key (target 0/1, empty =
-uncertain; score = predicted probability). Experiments are named
-``<task>_<init>_<mode>_<fraction>`` (``lvef_clip_transfer_100``); the task may itself
-contain underscores, so the name is split from the right.
+Input: ``results/finetune/{experiment}/predictions.csv`` (:mod:`cinefm.train.finetune_module`)
+with the experiment's identity — columns experiment, cohort, init, mode, fraction, read from
+the file, never from its folder's name — and study_id, split, task, target, score (and
+``attn_<view>``). ``task`` is ``lvef`` (regression: target = reference LVEF, score =
+predicted LVEF) or a disease key (target 0/1, empty = uncertain; score = predicted
+probability). ``fraction`` (a share, 0.25) appears in the tables as the percent of the
+experiment names (``25``).
 
 Output (``out_dir``, normally ``results/stats``):
 
@@ -52,16 +53,18 @@ from cinefm.splits import read_splits
 from cinefm.stats.bland_altman import bland_altman, bland_altman_plot
 from cinefm.stats.delong import delong_test
 from cinefm.stats.regression import regression_metrics
-from cinefm.stats.roc import roc_auc_ci, roc_ci_band, roc_curve
+from cinefm.stats.roc import RocPanel, roc_auc_ci, roc_ci_band, roc_curve, roc_figure
 from cinefm.stats.subgroups import COLUMNS as SUBGROUP_COLUMNS
 from cinefm.stats.subgroups import lvef_subgroups, subgroup_plot
 from cinefm.stats.thresholds import operating_points
 from cinefm.stats.view_attention import COLUMNS as ATTENTION_COLUMNS
 from cinefm.stats.view_attention import attention_columns, view_attention_plot, view_attention_table
+from cinefm.train.experiments import fraction_label
 
 log = logging.getLogger(__name__)
 
 REQUIRED = ("study_id", "split", "task", "target", "score")
+IDENTITY = ("experiment", "cohort", "init", "mode", "fraction")  # one value per file
 REGRESSION_TASK = "lvef"
 HEART_FAILURE = "heart_failure"
 SUBGROUP_FIGURE = "lvef_subgroups.png"
@@ -149,32 +152,54 @@ class CohortTables:
 
 
 def parse_experiment_name(name: str) -> tuple[str, str | None, str | None, str | None]:
-    """``<task>_<init>_<mode>_<fraction>`` → (task, init, mode, fraction); unparsed → (name, None, None, None)."""
+    """``<task>_<init>_<mode>_<fraction>`` → (task, init, mode, fraction); unparsed → (name, None, None, None).
+
+    Only to warn when a folder's name contradicts the identity its predictions.csv carries.
+    """
     parts = name.rsplit("_", 3)
     if len(parts) != 4 or not all(parts):
         return name, None, None, None
     return parts[0], parts[1], parts[2], parts[3]
 
 
+def read_identity(df: pd.DataFrame, path: Path) -> dict[str, str]:
+    """The experiment identity columns of a predictions table: one value each (fraction as a percent label)."""
+    missing = [c for c in IDENTITY if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: missing identity column(s) {missing}; a predictions.csv names its experiment "
+                         f"({list(IDENTITY)}) — rerun its finetune job to write them")
+    identity = {}
+    for column in IDENTITY:
+        values = df[column].dropna().unique()
+        if len(values) != 1:
+            raise ValueError(f"{path}: column {column!r} must hold one value (the experiment's), found "
+                             f"{sorted(map(str, values))}")
+        identity[column] = values[0]
+    identity["fraction"] = fraction_label(float(identity["fraction"]))
+    return {k: str(v) for k, v in identity.items()}
+
+
 def read_experiments(path: str | os.PathLike, split: str = "test") -> list[Experiment]:
     """Read ``<experiment>/predictions.csv``: one Experiment per task in its ``task`` column.
 
-    The experiment name is its folder's name; a multi-task run (e.g. one model for
-    every disease) becomes ``<folder>/<task>`` per task.
+    The experiment's name, init, mode and fraction come from the file's identity columns;
+    a multi-task run (e.g. one model for every disease) becomes ``<experiment>/<task>`` per task.
     """
     path = Path(path)
-    df = pd.read_csv(path, dtype={"study_id": str, "split": str, "task": str})
+    df = pd.read_csv(path, dtype={"study_id": str, "split": str, "task": str, "experiment": str, "cohort": str,
+                                  "init": str, "mode": str})
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; expected {list(REQUIRED)} (finetune predictions)")
+    identity = read_identity(df, path)
     tasks = sorted(df["task"].dropna().unique())
     if not tasks:
         raise ValueError(f"{path}: the task column is empty")
-    folder = path.parent.name
-    name_task, init, mode, fraction = parse_experiment_name(folder)
-    if len(tasks) == 1 and init is not None and name_task != tasks[0]:
-        log.warning("%s: folder name says task %r but the task column says %r; using the column",
-                    path, name_task, tasks[0])
+    experiment, init, mode, fraction = (identity[k] for k in ("experiment", "init", "mode", "fraction"))
+    named = parse_experiment_name(path.parent.name)
+    if named[1] is not None and named[1:] != (init, mode, fraction):
+        log.warning("%s: the folder name says init/mode/percent %s but the file says %s/%s/%s; using the file",
+                    path, "/".join(named[1:]), init, mode, fraction)
     test = df[df["split"] == split]
     if test.empty:
         raise ValueError(f"{path}: no rows with split == {split!r} (splits present: "
@@ -185,7 +210,7 @@ def read_experiments(path: str | os.PathLike, split: str = "test") -> list[Exper
         if rows["study_id"].duplicated().any():
             dup = rows.loc[rows["study_id"].duplicated(), "study_id"].iloc[0]
             raise ValueError(f"{path}: study {dup} appears twice in the {split} split for task {task}")
-        name = folder if len(tasks) == 1 else f"{folder}/{task}"
+        name = experiment if len(tasks) == 1 else f"{experiment}/{task}"
         keep = ["study_id", "target", "score", *attention_columns(rows)]
         out.append(Experiment(name=name, task=task, init=init, mode=mode, fraction=fraction,
                               rows=rows[keep].reset_index(drop=True)))
@@ -296,7 +321,6 @@ def delong_row(a: Experiment, b: Experiment, s: StatsSettings) -> dict:
 
 def roc_figures(experiments: list[Experiment], s: StatsSettings, out_dir: Path) -> list[Path]:
     """One ROC figure per (task, mode, fraction) with every init's curve and band."""
-    from cinefm.report.figures import RocPanel, roc_figure
 
     groups: dict[tuple, list[Experiment]] = {}
     for e in experiments:

@@ -1,4 +1,8 @@
-"""Empirical ROC curves and AUROC with DeLong confidence intervals, as R pROC reports them.
+"""Empirical ROC curves and AUROC with DeLong confidence intervals, as R pROC reports them,
+and the ROC figure (curves, CI bands, AUROC in the legend).
+
+:func:`auroc` is the package's one AUROC: training (validation metrics, checkpoint
+selection), the embedding-structure probe and the statistics tables all use it.
 
 References:
 - DeLong ER, DeLong DM, Clarke-Pearson DL. Biometrics 1988;44:837-845 (variance).
@@ -35,6 +39,19 @@ class AucCI:
     n_controls: int | np.ndarray
     direction: str | np.ndarray
     level: float
+
+
+def auroc(y_true, score, direction: str = "<") -> float:
+    """AUROC of a 1-D ``score`` for 0/1 labels (NaN = unknown, left out), ties counted ½.
+
+    Mann–Whitney ``U / (m·n)`` from DeLong placements (Sun & Xu 2014), the value pROC
+    ``auc(roc(y, score, direction=...))`` reports and :func:`roc_auc_ci` returns as ``auc``.
+    Raises ValueError (saying why) without one case and one control.
+    """
+    cols = binary_columns(y_true, score)
+    (s,) = cols.scores
+    sign = resolve_direction(direction, s, cols.cases, cols.controls)
+    return float(placements_from_columns(s * sign, cols.cases, cols.controls).auc[0])
 
 
 def roc_auc_ci(y_true, score, level: float = 0.95, direction: str = "<") -> AucCI:
@@ -219,3 +236,46 @@ def roc_ci_band(
             "se_high": np.quantile(boot, 1 - alpha / 2, axis=0),
         }
     )
+
+
+ROC_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+
+
+@dataclass(frozen=True)
+class RocPanel:
+    """One curve of a ROC figure: the empirical curve, its CI band and its AUROC (DeLong CI)."""
+
+    label: str
+    curve: RocCurve
+    band: pd.DataFrame  # columns specificity, sensitivity, se_low, se_high (roc_ci_band)
+    auc: AucCI
+
+
+def roc_figure(panels: list[RocPanel], title: str):
+    """ROC curves (sensitivity against 1 - specificity), bootstrap bands, AUROC with CI in the legend.
+
+    Curves as in pROC ``plot.roc`` with ``ci.se`` shape (Robin et al. 2011); the band is
+    a stratified percentile bootstrap of sensitivity at fixed specificities. Built on
+    ``matplotlib.figure.Figure`` (no pyplot state); save with :func:`cinefm.atomic.save_figure`.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.2, 5.0))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="#999999", linewidth=0.8, linestyle=":")
+    for i, p in enumerate(panels):
+        colour = ROC_COLOURS[i % len(ROC_COLOURS)]
+        band = p.band.sort_values("specificity", ascending=False)  # x = 1 - specificity increasing
+        ax.fill_between(1 - band["specificity"], band["se_low"], band["se_high"], color=colour, alpha=0.15,
+                        linewidth=0)
+        pct = f"{p.auc.level:.0%}"
+        label = f"{p.label}: AUC {p.auc.auc:.3f} ({pct} CI {p.auc.ci_low:.3f}–{p.auc.ci_high:.3f})"
+        ax.plot(1 - p.curve.specificity, p.curve.sensitivity, color=colour, linewidth=1.6, label=label)
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel("1 − specificity")
+    ax.set_ylabel("sensitivity")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=7, frameon=False)
+    return fig

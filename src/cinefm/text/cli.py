@@ -31,7 +31,7 @@ def _run(args: argparse.Namespace) -> int:
     key = load_key(args.key_file, phantom=args.phantom)
     summary = build_reports(
         args.reports, args.out, key, stanza_dir=text.get("stanza_dir"), tokenizer_dir=text.get("tokenizer_dir"),
-        vocab_size=text["vocab_size"], min_frequency=text.get("min_frequency", 2), max_tokens=text["max_tokens"],
+        vocab_size=text["vocab_size"], min_frequency=text["min_frequency"], max_tokens=text["max_tokens"],
     )
     print(f"{summary.studies} studies -> {args.out}; rejected: {summary.rejected or 'none'}")
     return 0

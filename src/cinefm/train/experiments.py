@@ -18,18 +18,19 @@ A file holds only what distinguishes one setup from another (validated against
 ``task: diseases`` trains one multi-label model with one sigmoid output per disease of
 ``labels.diseases`` (the method's head); a single disease key trains a one-output model.
 Training settings (lr, weight decay, steps/epochs, precision) come from the config's
-``finetune.lvef`` / ``finetune.disease`` sections.
+``finetune.lvef`` / ``finetune.disease`` sections; :func:`cinefm.train.recipe.resolve_recipe`
+merges them with the file (and a cohort's overrides) into the run's recipe.
 
 The file name is the experiment's name and the folder of its outputs
-(``results/finetune/<name>/``). The statistics stage reads init, mode and fraction back
-from names shaped ``<task>_<init>_<mode>_<percent>`` (``lvef_clip_transfer_100``,
-``disease_kinetics_finetune_25``; ``disease`` stands for ``task: diseases``), so a name of
-that shape must agree with the file's content.
+(``results/finetune/<name>/``). Runs write the experiment's identity into
+``predictions.csv`` and ``metrics.csv``, where the statistics stage reads it; names are
+conventionally shaped ``<task>_<init>_<mode>_<percent>`` (``lvef_clip_transfer_100``,
+``disease_kinetics_finetune_25``; ``disease`` stands for ``task: diseases``), and a name of
+that shape must agree with the file's content, so that a person reading it is not misled.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,8 +41,6 @@ import yaml
 
 from cinefm.config import REPO_ROOT, ConfigError
 from cinefm.train.optim import OptimizerSpec, SchedulerSpec
-
-log = logging.getLogger(__name__)
 
 EXPERIMENT_SCHEMA = REPO_ROOT / "workflow" / "schemas" / "experiment.schema.yaml"
 TASK_LVEF = "lvef"
@@ -225,10 +224,7 @@ def check_name(exp: Experiment) -> None:
                 f"{exp.path}: the name {exp.name!r} says task/init/mode/percent "
                 f"{parts[0]}/{parts[1]}/{parts[2]}/{parts[3]} but the file says "
                 f"{exp.task}/{exp.init}/{exp.mode}/{fraction_label(exp.fraction)}; rename the file to "
-                f"{canonical}.yaml or fix its keys (the statistics stage reads them from the name)")
-    else:
-        log.warning("%s: name %r is not shaped <task>_<init>_<mode>_<percent> (e.g. %s); the statistics "
-                    "stage will not pair it with its baseline", exp.path, exp.name, canonical)
+                f"{canonical}.yaml or fix its keys (the name must say what the file says)")
 
 
 def load_experiment(path: str | os.PathLike, diseases: Sequence[str]) -> Experiment:

@@ -43,6 +43,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 
 from cinefm.config import ConfigError
+from cinefm.data.datamodules import close_readers
 from cinefm.data.seeding import stable_seed
 from cinefm.embed.retrieval import study_retrieval
 from cinefm.models.clip import CLIPModel, asymmetric_info_nce, build_clip_model, flood
@@ -85,7 +86,7 @@ class PretrainModule(L.LightningModule):
         self.model: CLIPModel = build_clip_model(
             dict(models_cfg), vocab_size=vocab_size, temperature=float(pretrain_cfg["temperature"]),
             learnable_temperature=bool(pretrain_cfg["learnable_temperature"]))
-        self.recall_ks = tuple(int(k) for k in pretrain_cfg.get("recall_ks", (1, 5, 10)))
+        self.recall_ks = tuple(int(k) for k in pretrain_cfg["recall_ks"])
         self._val: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     # ------------------------------------------------------------------ steps
@@ -94,7 +95,7 @@ class PretrainModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         """Compile the two encoders in place when ``pretrain.compile`` (state-dict keys unchanged)."""
-        if self.cfg.get("compile") and stage == "fit" and not getattr(self, "_compiled", False):
+        if self.cfg["compile"] and stage == "fit" and not getattr(self, "_compiled", False):
             self.model.video.compile()
             self.model.text.compile()
             self._compiled = True
@@ -102,7 +103,7 @@ class PretrainModule(L.LightningModule):
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         out = self.model(batch["video"], batch["input_ids"], batch["attention_mask"])
         video_bp, text_bp = out.video, out.text
-        if self.cfg.get("gather_negatives") and self.trainer.world_size > 1:
+        if self.cfg["gather_negatives"] and self.trainer.world_size > 1:
             video_bp = self.all_gather(video_bp, sync_grads=True).flatten(0, 1)
             text_bp = self.all_gather(text_bp, sync_grads=True).flatten(0, 1)
         nce = self._loss(video_bp, text_bp, out.temperature)
@@ -209,16 +210,16 @@ def build_trainer(pre: Mapping[str, Any], paths: RunPaths, layout: Mapping[str, 
     """The Trainer of a pre-training run: devices from ``layout``, the rest from ``pretrain``."""
     plugins = [*layout.get("plugins", []), AtomicCheckpointIO()]
     device_args = {k: layout[k] for k in ("accelerator", "devices", "num_nodes", "strategy") if k in layout}
-    bar = progress_bar(str(pre.get("progress_bar", "auto")))
+    bar = progress_bar(str(pre["progress_bar"]))
     cbs: list[Callback] = [
         LastCheckpoint(paths.state),
-        periodic_checkpoints(paths.checkpoints, int(pre["checkpoint_every"]), int(pre.get("keep_checkpoints", -1))),
+        periodic_checkpoints(paths.checkpoints, int(pre["checkpoint_every"]), int(pre["keep_checkpoints"])),
         EpochSummary(),
         *([bar] if bar is not None else []),
         *callbacks,
     ]
     loggers = [CSVLogger(save_dir=str(paths.state), name="logs"),
-               *extra_loggers(pre.get("loggers", []), paths.state, str(pre["run"]))]
+               *extra_loggers(pre["loggers"], paths.state, str(pre["run"]))]
     clip = pre.get("gradient_clip")
     return L.Trainer(
         **device_args,
@@ -230,8 +231,8 @@ def build_trainer(pre: Mapping[str, Any], paths: RunPaths, layout: Mapping[str, 
         callbacks=cbs,
         logger=loggers,
         default_root_dir=str(paths.state),
-        log_every_n_steps=int(pre.get("log_every_steps", 50)),
-        check_val_every_n_epoch=int(pre.get("val_every", 1)),
+        log_every_n_steps=int(pre["log_every_steps"]),
+        check_val_every_n_epoch=int(pre["val_every"]),
         enable_progress_bar=bar is not None,
         enable_model_summary=True,
     )
@@ -274,7 +275,7 @@ def run_pretraining(
 
     L.seed_everything(int(pre["seed"]), workers=True, verbose=False)
     processes = int(layout.get("devices", 1)) * int(layout.get("num_nodes", 1))
-    if pre.get("study_batches") and processes > 1:
+    if pre["study_batches"] and processes > 1:
         raise ConfigError(f"pretrain.study_batches: true trains in one process, but this job runs {processes} "
                           "(DDP); set pretrain.study_batches: false (large cohorts rarely draw two clips of "
                           "one study into a batch) or train on one device")
@@ -292,7 +293,7 @@ def run_pretraining(
                                       attrs={"run": str(pre["run"]), "epoch": done,
                                              "checkpoint": str(paths.last_ckpt)})
     finally:
-        _close_readers(datamodule)
+        close_readers(datamodule)
     if not trainer.is_global_zero:
         return PretrainResult(None, None, None, done, resume)
     publish(paths.resume, paths.last_ckpt)
@@ -300,11 +301,3 @@ def run_pretraining(
     log.info("pre-training %s: %d epochs; wrote %s, %s, %s", pre["run"], done, paths.last_ckpt,
              paths.metrics_csv, embeddings)
     return PretrainResult(paths.last_ckpt, paths.metrics_csv, embeddings, done, resume)
-
-
-def _close_readers(datamodule) -> None:
-    """Close the HDF5 handles the datasets opened in this process (a later run may reopen the files)."""
-    for dataset in getattr(datamodule, "datasets", {}).values():
-        close = getattr(getattr(dataset, "reader", None), "close", None)
-        if close is not None:
-            close()

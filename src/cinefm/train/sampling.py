@@ -97,5 +97,5 @@ class StudyBatchDataModule(PretrainDataModule):
 
 def pretrain_datamodule(config: Mapping, **paths) -> PretrainDataModule:
     """The pre-training DataModule of ``config``: study-distinct batches when ``pretrain.study_batches``."""
-    cls = StudyBatchDataModule if config["pretrain"].get("study_batches") else PretrainDataModule
+    cls = StudyBatchDataModule if config["pretrain"]["study_batches"] else PretrainDataModule
     return cls.from_config(config, **paths)
