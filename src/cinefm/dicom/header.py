@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import os
 import struct
 import warnings
@@ -48,6 +49,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
+from cinefm.dicom.rawheader import RawHeader, parse
 from cinefm.dicom.views import normalize_vendor
 from cinefm.privacy import pseudonymize
 
@@ -224,6 +226,8 @@ def tag_value(ds: pydicom.Dataset | None, keyword: str, default: Any = None) -> 
     """
     if ds is None:
         return default
+    if type(ds) is RawHeader:
+        return ds.value(keyword, default)
     tag = _TAG.get(keyword)
     if tag is None:
         tag = _TAG[keyword] = tag_for_keyword(keyword)
@@ -416,38 +420,66 @@ def _image_problem(ds: pydicom.Dataset, meta: dict[str, Any]) -> tuple[str, str]
     return None
 
 
-def read_file(root: str | os.PathLike, relpath: str, key: bytes) -> FileRecord:
+READERS = ("fast", "pydicom")
+MAX_IN_MEMORY = 256 * 2**20  # bytes; larger files are hashed in a stream and parsed by pydicom
+
+
+def read_file(root: str | os.PathLike, relpath: str, key: bytes, reader: str = "fast") -> FileRecord:
     """Scan one file (``root / relpath``): header-only read, checks, SHA-256. Never raises."""
-    return read_file_ids(root, relpath, key)[0]
+    return read_file_ids(root, relpath, key, reader)[0]
 
 
-def read_file_ids(root: str | os.PathLike, relpath: str, key: bytes) -> tuple[FileRecord, tuple[str, str] | None]:
-    """:func:`read_file` plus the raw (PatientID, study key) pair for the id map (None if unread)."""
-    path = Path(root) / relpath
+def read_file_ids(
+    root: str | os.PathLike, relpath: str, key: bytes, reader: str = "fast"
+) -> tuple[FileRecord, tuple[str, str] | None]:
+    """:func:`read_file` plus the raw (PatientID, study key) pair for the id map (None if unread).
+
+    ``reader``: ``fast`` reads the file once (SHA-256 and header from the same bytes) and
+    parses the header with :mod:`cinefm.dicom.rawheader`, falling back to pydicom for
+    anything outside that reader's scope; ``pydicom`` always uses pydicom (the reference).
+    Both give the same record.
+    """
+    if reader not in READERS:
+        raise ValueError(f"reader must be one of {READERS}, got {reader!r}")
+    path = os.path.join(root, relpath)
     try:
-        size = path.stat().st_size
         with open(path, "rb") as fp, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pydicom warns on every oddity; the status says what matters
-            sha = hashlib.file_digest(fp, "sha256").hexdigest()
-            fp.seek(0)
+            size = os.fstat(fp.fileno()).st_size
+            header = None
+            if size <= MAX_IN_MEMORY:
+                data = fp.read()
+                sha = hashlib.sha256(data).hexdigest()
+                if reader == "fast":
+                    header = parse(data)
+                fp = io.BytesIO(data)
+            else:
+                sha = hashlib.file_digest(fp, "sha256").hexdigest()
+                fp.seek(0)
             raw: list[tuple[str, str]] = []
-            return _classify(fp, relpath, size, sha, key, raw), (raw[0] if raw else None)
+            return _classify(fp, relpath, size, sha, key, raw, header), (raw[0] if raw else None)
     except OSError as exc:
         reason = f"unreadable: {type(exc).__name__}: {exc.strerror}"
         return FileRecord(relpath, -1, status="corrupt", reason=reason), None
 
 
-def _classify(fp: BinaryIO, relpath: str, size: int, sha: str, key: bytes, raw: list) -> FileRecord:
+def _classify(
+    fp: BinaryIO, relpath: str, size: int, sha: str, key: bytes, raw: list, header: RawHeader | None = None
+) -> FileRecord:
+    """Statuses and values of one file; ``header``: its fast-path parse (None: read ``fp`` with pydicom)."""
     base = {"relpath": relpath, "size": size, "sha256": sha}
     if size == 0:
         return FileRecord(**base, status="not_dicom", reason="empty: file has 0 bytes")
-    try:
-        ds = _read_dataset(fp)
-    except InvalidDicomError:
-        return FileRecord(**base, status="not_dicom", reason="not_dicom: no 'DICM' marker and no DICOM tags at the start")
-    except Exception as exc:  # pydicom raises many types on damaged headers
-        return FileRecord(**base, status="corrupt", reason=f"header: unreadable header ({type(exc).__name__}: {exc})"[:300])
-    pixel_offset = fp.tell()
+    if header is not None:
+        ds, pixel_offset = header, header.pixel_offset
+    else:
+        try:
+            ds = _read_dataset(fp)
+        except InvalidDicomError:
+            return FileRecord(**base, status="not_dicom", reason="not_dicom: no 'DICM' marker and no DICOM tags at the start")
+        except Exception as exc:  # pydicom raises many types on damaged headers
+            return FileRecord(**base, status="corrupt", reason=f"header: unreadable header ({type(exc).__name__}: {exc})"[:300])
+        pixel_offset = fp.tell()
     try:
         meta = _describe(ds)
         ids, raw_ids = _identity(ds, key)

@@ -100,9 +100,9 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, schema: pa.Schema) ->
         pq.write_table(table, tmp)
 
 
-def _scan_one(relpath: str, root: str, key: bytes) -> tuple[FileRecord, tuple[str, str] | None]:
+def _scan_one(relpath: str, root: str, key: bytes, reader: str = "fast") -> tuple[FileRecord, tuple[str, str] | None]:
     logging.getLogger("pydicom").setLevel(logging.ERROR)  # oddities of single files end up as reasons
-    return read_file_ids(root, relpath, key)
+    return read_file_ids(root, relpath, key, reader)
 
 
 def records_frame(records: Iterable[FileRecord]) -> pd.DataFrame:
@@ -114,14 +114,17 @@ def records_frame(records: Iterable[FileRecord]) -> pd.DataFrame:
 
 
 def scan_files(
-    root: str | os.PathLike, relpaths: list[str], key: bytes, jobs: int = 1
+    root: str | os.PathLike, relpaths: list[str], key: bytes, jobs: int = 1, reader: str = "fast"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scan ``relpaths`` under ``root`` with ``jobs`` processes.
+
+    ``reader``: header reader of :func:`cinefm.dicom.header.read_file_ids` (``fast``, or
+    ``pydicom``, the reference; both give the same table).
 
     Returns (records frame in ``relpaths`` order, id map frame with columns
     ``kind, identifier, pseudonym`` holding the raw PatientID / study keys).
     """
-    fn = partial(_scan_one, root=str(root), key=key)
+    fn = partial(_scan_one, root=str(root), key=key, reader=reader)
     t0 = time.perf_counter()
     if jobs <= 1 or len(relpaths) < 64:
         results = [fn(r) for r in relpaths]
