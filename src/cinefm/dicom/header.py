@@ -32,9 +32,11 @@ and dates are read by pydicom but never copied into a record.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import io
+import math
 import os
 import struct
 import warnings
@@ -260,7 +262,7 @@ def to_float(value: Any) -> float | None:
         out = float(value)
     except (TypeError, ValueError):
         return None
-    return out if np.isfinite(out) else None
+    return out if math.isfinite(out) else None
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -275,7 +277,7 @@ def _floats(value: Any, n: int) -> tuple[float, ...] | None:
         out = tuple(float(v) for v in value)
     except (TypeError, ValueError):
         return None
-    return out if len(out) == n and all(np.isfinite(out)) else None
+    return out if len(out) == n and all(map(math.isfinite, out)) else None
 
 
 def slice_normal(orientation: tuple[float, ...]) -> np.ndarray:
@@ -380,8 +382,8 @@ def _describe(ds: pydicom.Dataset) -> dict[str, Any]:
         image_type = [image_type]
     return {
         "modality": str(tag_value(ds, "Modality", "") or "") or None,
-        "sop_class": MR_IMAGE_CLASSES.get(sop) or (UID(sop).name if sop else None),
-        "transfer_syntax": UID(str(ts)).name if ts else None,
+        "sop_class": MR_IMAGE_CLASSES.get(sop) or (_uid(sop).name if sop else None),
+        "transfer_syntax": _uid(str(ts)).name if ts else None,
         "vendor": normalize_vendor(str(ds.get("Manufacturer", "") or "")),
         "description": desc or None,
         "image_type": "\\".join(str(v) for v in image_type) if image_type else None,
@@ -393,21 +395,31 @@ def _describe(ds: pydicom.Dataset) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=4096)
+def _uid(value: str) -> UID:
+    """``pydicom.uid.UID(value)``, cached: a scan meets the same few SOP classes and transfer syntaxes."""
+    return UID(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _decoder_available(uid: UID) -> bool:
+    from pydicom.pixels import get_decoder
+
+    try:
+        return get_decoder(uid).is_available
+    except NotImplementedError:
+        return False
+
+
 def _image_problem(ds: pydicom.Dataset, meta: dict[str, Any]) -> tuple[str, str] | None:
     """(status, reason) when an MR image cannot be used by this pipeline, else None."""
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     if ts is not None:
-        uid = UID(str(ts))
+        uid = _uid(str(ts))
         if not uid.is_transfer_syntax:
             return "unsupported", f"transfer_syntax: unknown transfer syntax {uid}"
         if uid.is_compressed:
-            from pydicom.pixels import get_decoder
-
-            try:
-                available = get_decoder(uid).is_available
-            except NotImplementedError:
-                available = False
-            if not available:
+            if not _decoder_available(uid):
                 return "unsupported", (
                     f"transfer_syntax: no installed decoder for {uid.name} "
                     "(install a pylibjpeg/gdcm plugin for it)"
@@ -528,7 +540,7 @@ def _classify(
     if problem:
         return FileRecord(**rec, status=problem[0], reason=problem[1])
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    encapsulated = ts is not None and UID(str(ts)).is_compressed
+    encapsulated = ts is not None and _uid(str(ts)).is_compressed
     expected = None if encapsulated else _expected_native_bytes(ds, geo["frames"])
     issue, value_at = _pixel_element_problem(
         fp, pixel_offset, size, bool(implicit), little is not False, expected, geo["frames"]

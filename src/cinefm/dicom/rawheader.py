@@ -59,7 +59,6 @@ WANTED_KEYWORDS = (
 )
 TAGS: dict[str, int] = {k: int(tag_for_keyword(k)) for k in WANTED_KEYWORDS}
 WANTED: dict[int, str] = {t: dictionary_VR(t) for t in TAGS.values()}  # tag -> dictionary VR
-_WANTED_VR_BYTES = {t: vr.encode() for t, vr in WANTED.items()}
 _TEXT_VRS = {"LO", "SH"}
 _STRING_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI"}  # as header.tag_value decodes them
 _NUMBER = {"US": ("H", 2), "SS": ("h", 2), "UL": ("I", 4), "FD": ("d", 8)}
@@ -75,6 +74,10 @@ _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
 _IMPLICIT_LE, _EXPLICIT_LE = "1.2.840.10008.1.2", "1.2.840.10008.1.2.1"
 _TO_PYDICOM = {"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}  # big endian, deflate
+_HEAD = struct.Struct("<I2sH").unpack_from  # (element << 16 | group, VR bytes, short length)
+_WANTED_SWAPPED = {(t & 0xFFFF) << 16 | t >> 16: (t, vr, vr.encode()) for t, vr in WANTED.items()}
+_PIXEL_SWAPPED = {(t & 0xFFFF) << 16 | t >> 16 for t in _PIXEL_TAGS}
+_ITEM_END_SWAPPED = 0xE00DFFFE
 _HH = struct.Struct("<HH").unpack_from
 _H = struct.Struct("<H").unpack_from
 _L = struct.Struct("<L").unpack_from
@@ -133,70 +136,72 @@ class RawHeader:
 def _walk(buf: bytes, pos: int, end: int, implicit: bool, top: bool) -> tuple[RawHeader, int, bool]:
     """Parse the elements from ``pos`` to ``end`` (an item: up to its delimiter).
 
-    Returns (data set, next position, whether an item delimiter closed it)."""
+    Returns (data set, next position, whether an item delimiter closed it). The loop
+    handles a skipped element in a few operations: one unpack of tag (as a swapped
+    32-bit number), VR and short length, one dict lookup, one addition."""
     elems: dict[int, tuple[str, Any]] = {}
     count = 0
-    first = True
+    if pos + 8 <= end:  # pydicom re-detects the VR encoding from the first element (filereader._is_implicit_vr)
+        group = _H(buf, pos)[0]
+        looks_explicit = 0x40 < buf[pos + 4] < 0x5B and 0x40 < buf[pos + 5] < 0x5B
+        if (top or not implicit) and looks_explicit == implicit and not (top and group == 0x7FE0):
+            raise Unusual("VR encoding differs from the transfer syntax")
+        if top and group == 0x0000:
+            raise Unusual("a command set")
+    head, long_vrs, short_vrs, wanted = _HEAD, _LONG_VRS, _SHORT_VRS, _WANTED_SWAPPED
     while pos < end:
         if pos + 8 > end:
             raise Unusual("element header past the end")
-        group, el = _HH(buf, pos)
-        tag = group << 16 | el
-        if top and tag in _PIXEL_TAGS:
-            if not implicit and buf[pos + 4 : pos + 6] in _LONG_VRS and pos + 12 > end:
-                raise Unusual("pixel data element header cut")  # pydicom reads it whole before stopping
-            break
+        swapped, vrb, length = head(buf, pos)
+        group = swapped & 0xFFFF
         if group == 0xFFFE:
-            if not top and tag == _ITEM_END:
+            if not top and swapped == _ITEM_END_SWAPPED:
                 return RawHeader(elems, count), pos + 8, True
             raise Unusual("delimiter inside a data set")
-        vrb = buf[pos + 4 : pos + 6]
-        if first:  # pydicom re-detects the VR encoding from the first element (filereader._is_implicit_vr)
-            looks_explicit = 0x40 < vrb[0] < 0x5B and 0x40 < vrb[1] < 0x5B
-            if (top or not implicit) and looks_explicit == implicit:
-                raise Unusual("VR encoding differs from the transfer syntax")
-            if top and group == 0x0000:
-                raise Unusual("a command set")
-            first = False
+        if top and group == 0x7FE0 and swapped in _PIXEL_SWAPPED:
+            if not implicit and vrb in long_vrs and pos + 12 > end:
+                raise Unusual("pixel data element header cut")  # pydicom reads it whole before stopping
+            break
         if implicit:
-            (length,) = _L(buf, pos + 4)
+            length = _L(buf, pos + 4)[0]
             vpos = pos + 8
-            vr = WANTED.get(tag)
-            if length == _UNDEFINED:
-                vr = "SQ"  # PS3.5 §7.5: an implicit element of undefined length is a sequence
+        elif vrb in long_vrs:
+            length = _L(buf, pos + 8)[0]
+            vpos = pos + 12
+        elif vrb in short_vrs:
+            vpos = pos + 8
         else:
-            if vrb in _SHORT_VRS:
-                (length,) = _H(buf, pos + 6)
-                vpos = pos + 8
-            elif vrb in _LONG_VRS:
-                (length,) = _L(buf, pos + 8)
-                vpos = pos + 12
-            else:
-                raise Unusual(f"unknown VR {vrb!r}")
-            want = _WANTED_VR_BYTES.get(tag)
-            if want is not None and vrb != want:
-                raise Unusual("a wanted element has another VR than the dictionary's")
-            vr = WANTED.get(tag)
-            if length == _UNDEFINED and vrb != b"SQ":
-                raise Unusual("undefined length outside a sequence")
+            raise Unusual(f"unknown VR {vrb!r}")
         count += 1
-        if length == _UNDEFINED:
-            items, pos = _sequence(buf, vpos, len(buf), implicit, keep=vr == "SQ" and tag in WANTED, defined=False)
-            if tag in WANTED:
-                if WANTED[tag] != "SQ":
-                    raise Unusual("a wanted element of undefined length")
-                elems[tag] = ("SQ", items)
+        want = wanted.get(swapped)
+        if want is None:
+            if length == _UNDEFINED:
+                if not implicit and vrb != b"SQ":
+                    raise Unusual("undefined length outside a sequence")
+                pos = _sequence(buf, vpos, len(buf), implicit, keep=False, defined=False)[1]
+                continue
+            pos = vpos + length
+            if pos > end:
+                raise Unusual("element past the end")
+            continue
+        tag, vr, vr_bytes = want
+        if not implicit and vrb != vr_bytes:
+            raise Unusual("a wanted element has another VR than the dictionary's")
+        if length == _UNDEFINED:  # implicit VR: PS3.5 §7.5, an element of undefined length is a sequence
+            if vr != "SQ":
+                raise Unusual("a wanted element of undefined length")
+            elems[tag], pos = _sequence(buf, vpos, len(buf), implicit, keep=True, defined=False)
+            elems[tag] = ("SQ", elems[tag])
             continue
         vend = vpos + length
         if vend > end:
             raise Unusual("element past the end")
-        if vr is not None and tag in WANTED:
-            if vr == "SQ":
-                elems[tag] = ("SQ", _sequence(buf, vpos, vend, implicit, keep=True, defined=True)[0])
-            else:
-                raw = buf[vpos:vend]
-                _check_value(vr, raw)
-                elems[tag] = (vr, raw)
+        if vr == "SQ":
+            elems[tag] = ("SQ", _sequence(buf, vpos, vend, implicit, keep=True, defined=True)[0])
+        else:
+            raw = buf[vpos:vend]
+            _check_value(vr, raw)
+            elems[tag] = (vr, raw)
         pos = vend
     header = RawHeader(elems, count)
     if top:

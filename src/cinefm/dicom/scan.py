@@ -39,6 +39,7 @@ from cinefm.dicom.header import RECORD_COLUMNS, FileRecord, read_file_ids
 from cinefm.privacy import load_key
 
 log = logging.getLogger(__name__)
+_PYDICOM_LOG = logging.getLogger("pydicom")
 
 _STR, _INT, _FLOAT, _FLOATS = pa.string(), pa.int64(), pa.float64(), pa.list_(pa.float64())
 _TYPES = {
@@ -101,7 +102,8 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, schema: pa.Schema) ->
 
 
 def _scan_one(relpath: str, root: str, key: bytes, reader: str = "fast") -> tuple[FileRecord, tuple[str, str] | None]:
-    logging.getLogger("pydicom").setLevel(logging.ERROR)  # oddities of single files end up as reasons
+    if _PYDICOM_LOG.level != logging.ERROR:
+        _PYDICOM_LOG.setLevel(logging.ERROR)  # oddities of single files end up as reasons
     return read_file_ids(root, relpath, key, reader)
 
 
