@@ -36,6 +36,7 @@ Rules, in the order they are applied:
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from collections import Counter
@@ -46,6 +47,7 @@ import numpy as np
 import pydicom
 
 from cinefm.dicom.header import first_item, frame_geometry, tag_value, to_float
+from cinefm.dicom.rawheader import RawHeader, parse, pixel_source
 from cinefm.dicom.series import cluster_positions
 
 MAX_WINDOW_SAMPLES = 1_000_000
@@ -138,11 +140,32 @@ def _rescales(ds: pydicom.Dataset, frames: int) -> list[tuple[float, float]]:
     return [(pair(per[i]) if i < len(per) else None) or shared for i in range(frames)]
 
 
+def open_pixels(path: str | os.PathLike) -> tuple[RawHeader | pydicom.Dataset, pydicom.Dataset]:
+    """(header for geometry and rescale, data set whose ``pixel_array`` decodes the file's pixels).
+
+    Fast path: the header from :func:`cinefm.dicom.rawheader.parse` and pydicom reading only
+    the file meta, group 0028 and the pixel data (:func:`cinefm.dicom.rawheader.pixel_source`);
+    otherwise pydicom reads the whole file for both.
+    """
+    with open(path, "rb") as fh:
+        data = fh.read()
+    header = parse(data)
+    src = pixel_source(data, header) if header is not None else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if src is None:
+            ds = pydicom.dcmread(io.BytesIO(data))
+            return ds, ds
+        return header, pydicom.dcmread(io.BytesIO(src))
+
+
 def read_frames(path: str | os.PathLike, series_id: str, series_number: int) -> list[Frame]:
     """Decode one file into its frames (one for classic images, N for multi-frame)."""
-    ds = pydicom.dcmread(path)
+    ds, pixels = open_pixels(path)
     geo = frame_geometry(ds)
-    arr = ds.pixel_array.astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        arr = pixels.pixel_array.astype(np.float32)
     if geo["frames"] == 1:
         arr = arr[None]
     if str(tag_value(ds, "PhotometricInterpretation", "")) == "MONOCHROME1":
@@ -178,9 +201,10 @@ def read_native_frame(src: SourceFile) -> Frame:
     offset (no header parse), encapsulated ones decoded by pydicom."""
     lay = src.native
     if lay.offset is None:
+        pixels = open_pixels(src.path)[1]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            px = pydicom.dcmread(src.path).pixel_array.astype(np.float32)
+            px = pixels.pixel_array.astype(np.float32)
     else:
         with open(src.path, "rb") as fh:
             fh.seek(lay.offset)
@@ -247,9 +271,14 @@ def resample_cycle(x: np.ndarray, n: int) -> np.ndarray:
 
 def intensity_window(arrays: list[np.ndarray], percentiles: tuple[float, float]) -> tuple[float, float]:
     """``(lo, hi)``: the given percentiles over all pixels (fixed-stride sample of <= 1M values)."""
-    flat = np.concatenate([a.ravel() for a in arrays])
-    stride = max(1, flat.size // MAX_WINDOW_SAMPLES)
-    lo, hi = np.percentile(flat[::stride], percentiles)
+    total = sum(a.size for a in arrays)
+    stride = max(1, total // MAX_WINDOW_SAMPLES)
+    # every stride-th value of the concatenated pixels, without concatenating them all
+    parts, offset = [], 0
+    for a in arrays:
+        parts.append(a.ravel()[(-offset) % stride :: stride])
+        offset += a.size
+    lo, hi = np.percentile(np.concatenate(parts), percentiles)
     return float(lo), float(hi)
 
 

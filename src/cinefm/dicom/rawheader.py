@@ -90,7 +90,7 @@ class Unusual(Exception):
 class RawHeader:
     """The kept elements of one data set (or sequence item): tag -> (VR, value bytes | items)."""
 
-    __slots__ = ("elems", "count", "file_meta", "original_encoding", "pixel_offset")
+    __slots__ = ("elems", "count", "file_meta", "original_encoding", "pixel_offset", "data_offset", "groups")
 
     def __init__(self, elems: dict[int, tuple[str, Any]], count: int) -> None:
         self.elems = elems
@@ -98,6 +98,8 @@ class RawHeader:
         self.file_meta = SimpleNamespace(TransferSyntaxUID=None)
         self.original_encoding: tuple[bool, bool] = (False, True)
         self.pixel_offset: int | None = None  # offset of the top-level pixel data tag (or end of file)
+        self.data_offset: int | None = None  # offset of the data set (after the file meta)
+        self.groups: list[tuple[int, int]] = []  # top level: (group, offset of its first element), file order
 
     def __len__(self) -> int:
         return self.count
@@ -149,6 +151,8 @@ def _walk(buf: bytes, pos: int, end: int, implicit: bool, top: bool) -> tuple[Ra
         if top and group == 0x0000:
             raise Unusual("a command set")
     head, long_vrs, short_vrs, wanted = _HEAD, _LONG_VRS, _SHORT_VRS, _WANTED_SWAPPED
+    groups: list[tuple[int, int]] = []
+    last_group = -1
     while pos < end:
         if pos + 8 > end:
             raise Unusual("element header past the end")
@@ -158,6 +162,9 @@ def _walk(buf: bytes, pos: int, end: int, implicit: bool, top: bool) -> tuple[Ra
             if not top and swapped == _ITEM_END_SWAPPED:
                 return RawHeader(elems, count), pos + 8, True
             raise Unusual("delimiter inside a data set")
+        if top and group != last_group:
+            groups.append((group, pos))
+            last_group = group
         if top and group == 0x7FE0 and swapped in _PIXEL_SWAPPED:
             if not implicit and vrb in long_vrs and pos + 12 > end:
                 raise Unusual("pixel data element header cut")  # pydicom reads it whole before stopping
@@ -206,6 +213,7 @@ def _walk(buf: bytes, pos: int, end: int, implicit: bool, top: bool) -> tuple[Ra
     header = RawHeader(elems, count)
     if top:
         header.pixel_offset = pos
+        header.groups = groups
     return header, pos, False
 
 
@@ -294,5 +302,31 @@ def parse(buf: bytes) -> RawHeader | None:
     except (Unusual, struct.error, IndexError):
         return None
     header.file_meta.TransferSyntaxUID = ts
+    header.data_offset = pos
     header.original_encoding = (implicit, True)
     return header
+
+
+def pixel_source(buf: bytes, header: RawHeader) -> bytes | None:
+    """The file cut down to what pixel decoding reads: file meta, group 0028 and group 7FE0 on.
+
+    ``pydicom.pixels`` takes every decoding parameter from the Image Pixel elements
+    (group 0028: samples, photometric, planar configuration, frames, rows, columns,
+    bits, representation), the extended offset table (7FE0,0001-0002) and the
+    transfer syntax (``pydicom.pixels.utils.as_pixel_options``), so ``dcmread`` of
+    these bytes decodes the same pixels as the whole file, without parsing the rest
+    of its header. None when there is no pixel data or the groups are out of order.
+    """
+    groups = header.groups
+    if header.pixel_offset is None or header.pixel_offset >= len(buf) or not groups:
+        return None
+    order = [g for g, _ in groups]
+    if order != sorted(set(order)) or order[-1] != 0x7FE0:
+        return None
+    starts = dict(groups)
+    parts = [buf[: header.data_offset]]
+    if 0x0028 in starts:
+        i = order.index(0x0028)
+        parts.append(buf[starts[0x0028] : groups[i + 1][1]])
+    parts.append(buf[starts[0x7FE0] :])
+    return b"".join(parts)
