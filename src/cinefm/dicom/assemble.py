@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import warnings
 from collections import Counter
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.pixels import get_decoder
+from pydicom.uid import UID
 
 from cinefm.dicom.header import first_item, frame_geometry, tag_value, to_float
 from cinefm.dicom.rawheader import RawHeader, parse, pixel_source
@@ -140,32 +143,75 @@ def _rescales(ds: pydicom.Dataset, frames: int) -> list[tuple[float, float]]:
     return [(pair(per[i]) if i < len(per) else None) or shared for i in range(frames)]
 
 
-def open_pixels(path: str | os.PathLike) -> tuple[RawHeader | pydicom.Dataset, pydicom.Dataset]:
-    """(header for geometry and rescale, data set whose ``pixel_array`` decodes the file's pixels).
+def decode_file(path: str | os.PathLike) -> tuple[RawHeader | pydicom.Dataset, np.ndarray]:
+    """(header for geometry and rescale, the file's pixels as pydicom's ``pixel_array`` decodes them).
 
-    Fast path: the header from :func:`cinefm.dicom.rawheader.parse` and pydicom reading only
-    the file meta, group 0028 and the pixel data (:func:`cinefm.dicom.rawheader.pixel_source`);
-    otherwise pydicom reads the whole file for both.
+    Fast path: the header from :func:`cinefm.dicom.rawheader.parse`, and pydicom's decoder for
+    the transfer syntax run on the PixelData value with the Image Pixel values of that header
+    (``Decoder.as_array`` on a buffer: the same runner ``Dataset.pixel_array`` uses, without
+    building a data set); for what that does not cover (colour, an extended offset table, a
+    decoding error) pydicom reads the file cut down to meta, group 0028 and the pixel data
+    (:func:`cinefm.dicom.rawheader.pixel_source`); a file outside the fast reader's scope is read
+    whole by pydicom.
     """
     with open(path, "rb") as fh:
         data = fh.read()
     header = parse(data)
-    src = pixel_source(data, header) if header is not None else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if src is None:
-            ds = pydicom.dcmread(io.BytesIO(data))
-            return ds, ds
-        return header, pydicom.dcmread(io.BytesIO(src))
+        if header is not None:
+            arr = _decode_value(data, header)
+            if arr is not None:
+                return header, arr
+            src = pixel_source(data, header)
+            if src is not None:
+                return header, pydicom.dcmread(io.BytesIO(src)).pixel_array
+        ds = pydicom.dcmread(io.BytesIO(data))
+        return ds, ds.pixel_array
+
+
+def _decode_value(data: bytes, header: RawHeader) -> np.ndarray | None:
+    """PixelData of a monochrome image decoded from its value bytes (None: use a data set)."""
+    off = header.pixel_offset
+    if off is None or off + 12 > len(data) or data[off : off + 4] != b"\xe0\x7f\x10\x00":
+        return None
+    if any(group == 0x7FE0 and start < off for group, start in header.groups):
+        return None  # extended offset table (7FE0,0001): let pydicom read it
+    v = header.value
+    opts = {
+        "rows": v("Rows"), "columns": v("Columns"), "samples_per_pixel": v("SamplesPerPixel"),
+        "bits_allocated": v("BitsAllocated"), "bits_stored": v("BitsStored"),
+        "pixel_representation": v("PixelRepresentation"), "photometric_interpretation": v("PhotometricInterpretation"),
+    }
+    if any(x is None for x in opts.values()) or opts["samples_per_pixel"] != 1:
+        return None
+    if not isinstance(opts["photometric_interpretation"], str):
+        return None
+    try:
+        frames = int(v("NumberOfFrames", 1))
+    except (TypeError, ValueError):
+        return None
+    if frames < 1:
+        return None
+    if header.original_encoding[0]:
+        length, value_at = struct.unpack_from("<L", data, off + 4)[0], off + 8
+        vr = "OW" if opts["bits_allocated"] > 8 else "OB"
+    else:
+        length, value_at = struct.unpack_from("<L", data, off + 8)[0], off + 12
+        vr = data[off + 4 : off + 6].decode("latin-1")
+    src = data[value_at:] if length == 0xFFFFFFFF else data[value_at : value_at + length]
+    try:
+        decoder = get_decoder(UID(header.file_meta.TransferSyntaxUID))
+        return decoder.as_array(src, number_of_frames=frames, pixel_keyword="PixelData", pixel_vr=vr, **opts)[0]
+    except Exception:  # whatever pydicom says about these pixels, it says it through the data set path
+        return None
 
 
 def read_frames(path: str | os.PathLike, series_id: str, series_number: int) -> list[Frame]:
     """Decode one file into its frames (one for classic images, N for multi-frame)."""
-    ds, pixels = open_pixels(path)
+    ds, pixels = decode_file(path)
     geo = frame_geometry(ds)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        arr = pixels.pixel_array.astype(np.float32)
+    arr = pixels.astype(np.float32)
     if geo["frames"] == 1:
         arr = arr[None]
     if str(tag_value(ds, "PhotometricInterpretation", "")) == "MONOCHROME1":
@@ -188,11 +234,13 @@ def native_pixels(buf: bytes, layout: NativeLayout) -> np.ndarray:
     """Decode one native frame: mask to BitsStored, sign-extend two's complement (PS3.5 8.1.1)."""
     nbytes = layout.bits_allocated // 8
     dtype = np.dtype(f"{'>' if layout.big_endian else '<'}u{nbytes}")
-    raw = np.frombuffer(buf, dtype, count=layout.rows * layout.cols).astype(np.int64)
+    raw = np.frombuffer(buf, dtype, count=layout.rows * layout.cols)
     bits = layout.bits_stored or layout.bits_allocated
-    raw &= (1 << bits) - 1
+    if bits < 8 * nbytes:
+        raw = raw & dtype.type((1 << bits) - 1)
     if layout.signed:
-        raw = np.where(raw >= 1 << (bits - 1), raw - (1 << bits), raw)
+        wide = raw.astype(np.int64)
+        raw = np.where(wide >= 1 << (bits - 1), wide - (1 << bits), wide)
     return raw.reshape(layout.rows, layout.cols).astype(np.float32)
 
 
@@ -201,10 +249,7 @@ def read_native_frame(src: SourceFile) -> Frame:
     offset (no header parse), encapsulated ones decoded by pydicom."""
     lay = src.native
     if lay.offset is None:
-        pixels = open_pixels(src.path)[1]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            px = pixels.pixel_array.astype(np.float32)
+        px = decode_file(src.path)[1].astype(np.float32)
     else:
         with open(src.path, "rb") as fh:
             fh.seek(lay.offset)

@@ -33,6 +33,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import h5py
 import numpy as np
@@ -97,12 +98,19 @@ def _native_layout(r) -> NativeLayout | None:
     )
 
 
+_LAYOUT_COLUMNS = ["relpath", "series_id", "series_number", "frames", "photometric", "rows", "cols", "bits_allocated",
+                   "pixel_offset", "pixel_spacing", "bits_stored", "pixel_representation", "big_endian",
+                   "rescale_slope", "rescale_intercept", "slice_location", "trigger_time", "instance_number"]
+
+
 def source_files(rows: pd.DataFrame, root: str | os.PathLike) -> list[SourceFile]:
     """files.parquet rows of one view -> :class:`SourceFile` records (native layout when usable)."""
+    # plain Python values column by column: itertuples over Arrow-backed columns costs ~0.1 ms a row
+    cols = {c: rows[c].tolist() for c in _LAYOUT_COLUMNS}
     return [
         SourceFile(path=Path(root) / r.relpath, series_id=r.series_id,
                    series_number=int(_num(r.series_number, 0)), native=_native_layout(r))
-        for r in rows.itertuples(index=False)
+        for r in (SimpleNamespace(**dict(zip(cols, values, strict=True))) for values in zip(*cols.values(), strict=True))
     ]
 
 
