@@ -41,7 +41,6 @@ import os
 import struct
 import warnings
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np

@@ -11,16 +11,14 @@ shard tables and manifests are split differently.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 
 from cinefm.dicom.extract import extract_shard
 from cinefm.dicom.flow import write_flow
-from cinefm.dicom.scan import scan_shard, write_filelist
+from cinefm.dicom.scan import fork_pool, scan_shard, write_filelist
 from cinefm.dicom.series import merge_scans
 from cinefm.dicom.views import load_view_rules
 
@@ -76,8 +74,7 @@ def run_ingest(
     if jobs == 1:
         extract_shard(paths["files"], dicom_root, paths["h5_root"], paths["manifests"][0], shard=0, **kw)
     else:
-        # fork: see cinefm.dicom.scan.scan_files (workers use pydicom, numpy and scipy only)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        with fork_pool(jobs) as pool:
             futures = [pool.submit(extract_shard, paths["files"], dicom_root, paths["h5_root"], m, shard=j, **kw)
                        for j, m in enumerate(paths["manifests"])]
             for fut in futures:

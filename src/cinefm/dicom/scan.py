@@ -19,6 +19,7 @@ as the archive; the pipeline cannot tell a name from a folder label.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -50,6 +51,7 @@ _TYPES = {
     "big_endian": pa.bool_(), "rescale_slope": _FLOAT, "rescale_intercept": _FLOAT,
 }
 RECORD_SCHEMA = pa.schema([(c, _TYPES.get(c, _STR)) for c in RECORD_COLUMNS])
+_PATIENT, _STUDY = RECORD_COLUMNS.index("patient_id"), RECORD_COLUMNS.index("study_id")
 FILELIST_SCHEMA = pa.schema([("relpath", _STR), ("size", _INT)])
 
 
@@ -101,15 +103,35 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, schema: pa.Schema) ->
         pq.write_table(table, tmp)
 
 
-def _scan_one(relpath: str, root: str, key: bytes, reader: str = "fast") -> tuple[FileRecord, tuple[str, str] | None]:
+def _scan_one(relpath: str, root: str, key: bytes, reader: str = "fast") -> tuple[tuple, tuple[str, str] | None]:
+    """(the record's values in ``RECORD_COLUMNS`` order, raw ids): a tuple pickles back cheaply."""
     if _PYDICOM_LOG.level != logging.ERROR:
         _PYDICOM_LOG.setLevel(logging.ERROR)  # oddities of single files end up as reasons
-    return read_file_ids(root, relpath, key, reader)
+    rec, ids = read_file_ids(root, relpath, key, reader)
+    return astuple_shallow(rec), ids
 
 
-def records_frame(records: Iterable[FileRecord]) -> pd.DataFrame:
-    """FileRecords -> a frame with the ``RECORD_SCHEMA`` columns."""
-    df = pd.DataFrame([tuple(getattr(r, c) for c in RECORD_COLUMNS) for r in records], columns=list(RECORD_COLUMNS))
+def astuple_shallow(rec: FileRecord) -> tuple:
+    """A record's values in ``RECORD_COLUMNS`` order (no deep copy, unlike ``dataclasses.astuple``)."""
+    return tuple(getattr(rec, c) for c in RECORD_COLUMNS)
+
+
+def fork_pool(jobs: int) -> ProcessPoolExecutor:
+    """``jobs`` worker processes started by fork, after ``gc.freeze()``.
+
+    fork: workers start at once and never re-run a calling script's top level (Snakemake
+    scripts); ingestion workers only use pydicom/numpy/pandas/h5py, never an OpenMP runtime
+    the parent may hold. ``gc.freeze()`` keeps the parent's objects out of the workers'
+    garbage collections, which would otherwise touch (and copy) every page they live on.
+    """
+    gc.freeze()
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"))
+
+
+def records_frame(records: Iterable[FileRecord | tuple]) -> pd.DataFrame:
+    """FileRecords (or their :func:`astuple_shallow` tuples) -> a frame with the ``RECORD_SCHEMA`` columns."""
+    rows = [r if isinstance(r, tuple) else astuple_shallow(r) for r in records]
+    df = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
     for c in ("orientation", "pixel_spacing", "frame_times", "frame_positions"):
         df[c] = df[c].map(lambda v: list(v) if v is not None and not isinstance(v, float) else None)
     return df
@@ -132,9 +154,7 @@ def scan_files(
         results = [fn(r) for r in relpaths]
     else:
         chunk = max(8, min(256, len(relpaths) // (jobs * 8) or 1))
-        # fork: workers start at once and never re-run a calling script's top level (Snakemake
-        # scripts); they only use pydicom/numpy, never an OpenMP runtime the parent may hold.
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        with fork_pool(jobs) as pool:
             results = list(pool.map(fn, relpaths, chunksize=chunk))
     dt = time.perf_counter() - t0
     log.info("scanned %d files in %.1f s (%.0f files/s, %d jobs)", len(relpaths), dt, len(relpaths) / max(dt, 1e-9), jobs)
@@ -143,7 +163,7 @@ def scan_files(
         (kind, raw, pseudo)
         for (rec, ids) in results
         if ids is not None
-        for kind, raw, pseudo in (("patient", ids[0], rec.patient_id), ("study", ids[1], rec.study_id))
+        for kind, raw, pseudo in (("patient", ids[0], rec[_PATIENT]), ("study", ids[1], rec[_STUDY]))
         if raw and pseudo
     }
     id_map = pd.DataFrame(sorted(pairs), columns=["kind", "identifier", "pseudonym"])
