@@ -497,6 +497,16 @@ def _classify(
         raw.append(raw_ids)
     except Exception as exc:
         return FileRecord(**base, status="corrupt", reason=f"header: bad header values ({type(exc).__name__}: {exc})"[:300])
+    try:
+        return _classify_image(fp, base, meta, ids, ds, pixel_offset, size)
+    except Exception as exc:  # e.g. a damaged VR pydicom cannot convert (NotImplementedError) in a pixel tag
+        return FileRecord(**base, **meta, **ids, status="corrupt",
+                          reason=f"header: bad header values ({type(exc).__name__}: {exc})"[:300])
+
+
+def _classify_image(fp: BinaryIO, base: dict, meta: dict, ids: dict, ds: pydicom.Dataset | RawHeader,
+                    pixel_offset: int, size: int) -> FileRecord:
+    """The checks after identity: pixel element, MR image, geometry, decodability, truncation."""
     rec = {**base, **meta, **ids}
     if not ds and not meta["modality"]:
         return FileRecord(**rec, status="not_dicom", reason="not_dicom: no DICOM data elements")
