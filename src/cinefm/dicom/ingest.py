@@ -51,18 +51,20 @@ def run_ingest(
     phantom: bool = False,
     key_file: str | os.PathLike | None = None,
     id_map: str | os.PathLike | None = None,
+    reader: str = "fast",
 ) -> pd.DataFrame:
     """List, scan (``jobs`` processes), merge, extract (``jobs`` shards in parallel), flow.
 
     ``ingest_cfg`` is the config section ``ingest`` (frame_size, views, min_frames,
-    intensity_percentiles). Returns the flow table.
+    intensity_percentiles). ``reader``: the scan's header reader (``fast`` or ``pydicom``, the
+    reference; same tables, see :func:`cinefm.dicom.header.read_file_ids`). Returns the flow table.
     """
     jobs = max(1, int(jobs))
     paths = ingest_paths(out, jobs)
     write_filelist(dicom_root, paths["filelist"])
     id_part = Path(str(id_map) + ".parts") / "shard_0.csv" if id_map else None
     scan_shard(paths["filelist"], dicom_root, paths["scan"][0], shard=0, shards=1, phantom=phantom,
-               key_file=key_file, jobs=jobs, id_map_out=id_part)
+               key_file=key_file, jobs=jobs, id_map_out=id_part, reader=reader)
     paths["scan"] = paths["scan"][:1]
     merge_scans(paths["scan"], paths["files"], views=ingest_cfg["views"], min_frames=ingest_cfg.get("min_frames", 10),
                 quarantine_csv=paths["quarantine"], id_map_parts=[id_part] if id_part else None, id_map_out=id_map,

@@ -192,8 +192,11 @@ def scan_shard(
     key_file: str | os.PathLike | None = None,
     jobs: int = 1,
     id_map_out: str | os.PathLike | None = None,
+    reader: str = "fast",
 ) -> pd.DataFrame:
     """Scan the files of ``shard`` (of ``shards``) listed in ``filelist``; write ``out`` (Parquet).
+
+    ``reader``: the header reader of :func:`scan_files`.
 
     The pseudonymization key comes from :func:`cinefm.privacy.load_key` (real data
     without a key stops with PrivacyError before any file is read).
@@ -204,7 +207,7 @@ def scan_shard(
     files = pd.read_parquet(filelist)
     mine = [r for r in files["relpath"] if shard_of(r, shards) == shard]
     log.info("shard %d/%d: %d of %d files", shard, shards, len(mine), len(files))
-    df, id_map = scan_files(root, mine, key, jobs)
+    df, id_map = scan_files(root, mine, key, jobs, reader=reader)
     write_table(df, out, RECORD_SCHEMA)
     if id_map_out:
         write_id_map(id_map, id_map_out)
