@@ -28,9 +28,9 @@ import os
 import platform
 import resource
 import shutil
+import statistics
 import subprocess
 import tempfile
-import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path

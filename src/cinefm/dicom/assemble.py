@@ -42,7 +42,6 @@ import struct
 import warnings
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -95,7 +94,7 @@ class NativeLayout:
 class SourceFile:
     """One file of a view: its path, series and (when known) its native pixel layout."""
 
-    path: Path
+    path: str | os.PathLike
     series_id: str
     series_number: int
     native: NativeLayout | None = None
