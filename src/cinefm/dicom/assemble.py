@@ -44,6 +44,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.lib._function_base_impl as _npq  # np.percentile's helpers (percentile below: same arithmetic)
 import pydicom
 from pydicom.pixels import get_decoder
 from pydicom.uid import UID
@@ -322,8 +323,41 @@ def intensity_window(arrays: list[np.ndarray], percentiles: tuple[float, float])
     for a in arrays:
         parts.append(a.ravel()[(-offset) % stride :: stride])
         offset += a.size
-    lo, hi = np.percentile(np.concatenate(parts), percentiles)
+    lo, hi = percentile(np.concatenate(parts), percentiles)
     return float(lo), float(hi)
+
+
+def percentile(x: np.ndarray, q) -> np.ndarray:
+    """``np.percentile(x, q)`` (linear), bit for bit, for a 1-D array; integer-valued samples fast.
+
+    Pixel values are mostly integers (stored values times an integer slope): their order
+    statistics come from a histogram (``np.bincount``) instead of numpy's multi-pivot
+    partition (≈ 3× faster on 10⁶ values), and numpy's own index, gamma and interpolation
+    helpers finish the job, so the result is exactly ``np.percentile``'s. Anything else
+    (fractions, NaN, ±inf, -0.0, a range over 2²⁰) goes to ``np.percentile``.
+    """
+    x = np.asarray(x)
+    n = x.size
+    if n < 2 or x.ndim != 1 or x.dtype.kind != "f":
+        return np.percentile(x, q)
+    with np.errstate(invalid="ignore"):  # NaN/inf cast to garbage, which fails the comparison below
+        ints = x.astype(np.int64)
+    if not np.array_equal(ints, x):  # fractions, NaN or inf
+        return np.percentile(x, q)
+    lo_v, hi_v = int(ints.min()), int(ints.max())
+    if hi_v - lo_v > 1 << 20 or (lo_v <= 0 <= hi_v and np.signbit(x[ints == 0]).any()):
+        return np.percentile(x, q)
+    cum = np.cumsum(np.bincount(ints - lo_v))
+    quantiles = np.asanyarray(np.true_divide(q, 100))
+    method = _npq._QuantileMethods["linear"]
+    virtual = np.asanyarray(method["get_virtual_index"](n, quantiles))
+    prev_i, next_i = _npq._get_indexes(x, virtual, n)
+
+    def at(rank: np.ndarray) -> np.ndarray:  # value of 0-based rank (numpy's -1: the last)
+        return (np.searchsorted(cum, rank % n, side="right") + lo_v).astype(x.dtype)
+
+    gamma = _npq._get_gamma(virtual, prev_i, method)
+    return _npq._lerp(at(prev_i), at(next_i), gamma)
 
 
 def to_uint8(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
