@@ -5,8 +5,9 @@ Rules, in the order they are applied:
 1. **Read**: single-frame files use the geometry and rescale the scan recorded in
    files.parquet; native (uncompressed) pixels are read straight from their byte offset
    (no second header parse), bits above BitsStored masked and signed values
-   sign-extended as PS3.5 8.1.1 prescribes. Every other file is decoded by pydicom
-   (RLE via pydicom/pylibjpeg-rle, JPEG via the installed plugins); enhanced
+   sign-extended as PS3.5 8.1.1 prescribes. Every other file is decoded by pydicom's
+   decoders (RLE via pydicom/pylibjpeg-rle, JPEG via the installed plugins), fed with the
+   fast header of :mod:`cinefm.dicom.rawheader` and the PixelData value (:func:`decode_file`); enhanced
    multi-frame files give one frame per item of the per-frame functional groups, with
    their own position and trigger time (:func:`frame_geometry`). Rescale
    slope/intercept (classic tags or PixelValueTransformationSequence) are applied;

@@ -1,14 +1,17 @@
 """One file -> one :class:`FileRecord`: a header-only read plus the checks a header can carry.
 
-The header is parsed with ``pydicom.dcmread(..., stop_before_pixels=True)`` (pydicom
-stops *before* the PixelData element and leaves the file positioned at its tag), so
-pixel values are never decoded here. What a header-only read cannot see by itself,
-a truncated file, is found by reading the PixelData element's own header: its value
+Each file is read once into memory (files up to ``MAX_IN_MEMORY``; larger ones are hashed
+in a stream): the SHA-256 of every byte (content-duplicate detection) and the header come
+from the same bytes. The header is parsed by :mod:`cinefm.dicom.rawheader` (the tags the
+scan reads, 6-10x faster than pydicom's pure-Python parse; benchmarks/README.md); anything outside that reader's
+scope (big endian, deflate, no preamble, non-ASCII text in a read tag...) is parsed by
+``pydicom.dcmread(..., stop_before_pixels=True)``, the reference reader (``reader="pydicom"``
+forces it; tests check both give identical tables). Either way the read stops *before* the
+PixelData element, so pixel values are never decoded here. What a header-only read cannot
+see by itself, a truncated file, is found by reading the PixelData element's own header: its value
 length (native data) or the chain of item headers (encapsulated data, PS3.5 A.4) must
 end inside the file. Native data must also be as long as Rows x Columns x frames x
 samples x BitsAllocated / 8 says.
-
-The whole file is hashed (SHA-256, streamed) for content-duplicate detection.
 
 File-level statuses set here (archive-wide ones are set in :mod:`cinefm.dicom.series`):
 
