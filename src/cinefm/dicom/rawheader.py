@@ -83,6 +83,9 @@ _H = struct.Struct("<H").unpack_from
 _L = struct.Struct("<L").unpack_from
 
 
+_ABSENT = object()
+
+
 class Unusual(Exception):
     """The file is outside the fast path's scope (module docstring): read it with pydicom."""
 
@@ -90,7 +93,7 @@ class Unusual(Exception):
 class RawHeader:
     """The kept elements of one data set (or sequence item): tag -> (VR, value bytes | items)."""
 
-    __slots__ = ("elems", "count", "file_meta", "original_encoding", "pixel_offset", "data_offset", "groups")
+    __slots__ = ("elems", "count", "file_meta", "original_encoding", "pixel_offset", "data_offset", "groups", "_memo")
 
     def __init__(self, elems: dict[int, tuple[str, Any]], count: int) -> None:
         self.elems = elems
@@ -100,20 +103,30 @@ class RawHeader:
         self.pixel_offset: int | None = None  # offset of the top-level pixel data tag (or end of file)
         self.data_offset: int | None = None  # offset of the data set (after the file meta)
         self.groups: list[tuple[int, int]] = []  # top level: (group, offset of its first element), file order
+        self._memo: dict[str, Any] = {}  # keyword -> decoded value (the scan reads some tags several times)
 
     def __len__(self) -> int:
         return self.count
 
     def value(self, keyword: str, default: Any = None) -> Any:
-        """What :func:`cinefm.dicom.header.tag_value` returns for a pydicom data set of the same file."""
+        """What :func:`cinefm.dicom.header.tag_value` returns for a pydicom data set of the same file.
+
+        Decoded once per keyword; callers must not modify a returned list."""
+        try:
+            got = self._memo[keyword]
+        except KeyError:
+            got = self._memo[keyword] = self._decode(keyword)
+        return default if got is _ABSENT else got
+
+    def _decode(self, keyword: str) -> Any:
         elem = self.elems.get(TAGS[keyword])
         if elem is None:
-            return default
+            return _ABSENT
         vr, raw = elem
         if vr == "SQ":
             return raw
         if not raw:
-            return default
+            return _ABSENT
         if vr in _STRING_VRS:
             text = raw.decode("latin-1").strip(" \x00")
             return text.split("\\") if "\\" in text else text
@@ -150,7 +163,7 @@ def _walk(buf: bytes, pos: int, end: int, implicit: bool, top: bool) -> tuple[Ra
             raise Unusual("VR encoding differs from the transfer syntax")
         if top and group == 0x0000:
             raise Unusual("a command set")
-    head, long_vrs, short_vrs, wanted = _HEAD, _LONG_VRS, _SHORT_VRS, _WANTED_SWAPPED
+    head, long_vrs, short_vrs, wanted, undefined = _HEAD, _LONG_VRS, _SHORT_VRS, _WANTED_SWAPPED, _UNDEFINED
     groups: list[tuple[int, int]] = []
     last_group = -1
     while pos < end:
@@ -182,7 +195,7 @@ def _walk(buf: bytes, pos: int, end: int, implicit: bool, top: bool) -> tuple[Ra
         count += 1
         want = wanted.get(swapped)
         if want is None:
-            if length == _UNDEFINED:
+            if length == undefined:
                 if not implicit and vrb != b"SQ":
                     raise Unusual("undefined length outside a sequence")
                 pos = _sequence(buf, vpos, len(buf), implicit, keep=False, defined=False)[1]
@@ -194,7 +207,7 @@ def _walk(buf: bytes, pos: int, end: int, implicit: bool, top: bool) -> tuple[Ra
         tag, vr, vr_bytes = want
         if not implicit and vrb != vr_bytes:
             raise Unusual("a wanted element has another VR than the dictionary's")
-        if length == _UNDEFINED:  # implicit VR: PS3.5 §7.5, an element of undefined length is a sequence
+        if length == undefined:  # implicit VR: PS3.5 §7.5, an element of undefined length is a sequence
             if vr != "SQ":
                 raise Unusual("a wanted element of undefined length")
             elems[tag], pos = _sequence(buf, vpos, len(buf), implicit, keep=True, defined=False)

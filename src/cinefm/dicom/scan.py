@@ -69,6 +69,7 @@ def list_files(root: str | os.PathLike) -> pd.DataFrame:
     if not root.is_dir():
         raise FileNotFoundError(f"DICOM root not found or not a folder: {root} (config cohort.dicom_root / --dicom-root)")
     rows: list[tuple[str, int]] = []
+    prefix = len(os.path.join(str(root), ""))  # entry.path = root + sep + relative path
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -82,8 +83,8 @@ def list_files(root: str | os.PathLike) -> pd.DataFrame:
                 except OSError:
                     st = None
                 if st is None or stat.S_ISREG(st.st_mode):
-                    rel = os.path.relpath(entry.path, root)
-                    rows.append((Path(rel).as_posix(), st.st_size if st else -1))
+                    rel = entry.path[prefix:]
+                    rows.append((rel if os.sep == "/" else rel.replace(os.sep, "/"), st.st_size if st else -1))
     df = pd.DataFrame(rows, columns=["relpath", "size"]).sort_values("relpath", ignore_index=True)
     return df
 
