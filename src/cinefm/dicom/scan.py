@@ -26,8 +26,9 @@ import os
 import stat
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -117,16 +118,22 @@ def astuple_shallow(rec: FileRecord) -> tuple:
     return tuple(getattr(rec, c) for c in RECORD_COLUMNS)
 
 
-def fork_pool(jobs: int) -> ProcessPoolExecutor:
-    """``jobs`` worker processes started by fork, after ``gc.freeze()``.
+@contextmanager
+def fork_pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
+    """``with fork_pool(jobs) as pool``: ``jobs`` worker processes started by fork, after ``gc.freeze()``.
 
     fork: workers start at once and never re-run a calling script's top level (Snakemake
     scripts); ingestion workers only use pydicom/numpy/pandas/h5py, never an OpenMP runtime
     the parent may hold. ``gc.freeze()`` keeps the parent's objects out of the workers'
-    garbage collections, which would otherwise touch (and copy) every page they live on.
+    garbage collections, which would otherwise touch (and copy) every page they live on;
+    the parent's collector is unfrozen when the pool is done.
     """
     gc.freeze()
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"))
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            yield pool
+    finally:
+        gc.unfreeze()
 
 
 def records_frame(records: Iterable[FileRecord | tuple]) -> pd.DataFrame:
