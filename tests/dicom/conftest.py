@@ -233,6 +233,18 @@ def archive(tmp_path_factory) -> Archive:
 
 
 @pytest.fixture(scope="session")
+def phantom_export(tmp_path_factory) -> Path:
+    """A tiny phantom cohort folder (``dicom/``, ``faults.csv``...): 3 patients of Siemens, Philips and
+    GE (seed 2), every fault, enhanced and RLE files."""
+    from cinefm.phantom import generate_cohort
+
+    ph = tmp_path_factory.mktemp("phantom")
+    generate_cohort(ph, patients=3, seed=2, frames=(20, 22), sax_slices=(6, 7), studies_per_patient=(1, 2),
+                    enhanced_fraction=0.5, rle_fraction=0.3)
+    return ph
+
+
+@pytest.fixture(scope="session")
 def views_yaml() -> Path:
     from cinefm.config import REPO_ROOT
 

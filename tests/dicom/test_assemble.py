@@ -49,3 +49,18 @@ def test_resize_matrix_is_identity_at_scale_one_and_averages_when_shrinking():
     assert (m > 0).sum(axis=1).min() >= 2  # antialiased: each output mixes several inputs
     ramp = np.arange(8, dtype=np.float32)
     np.testing.assert_allclose(resize_matrix(16, 8) @ resize_matrix(8, 16) @ ramp, ramp, atol=0.6)
+
+
+def test_percentile_is_numpys_bit_for_bit():
+    """The histogram path of assemble.percentile gives np.percentile's exact float64s (and falls back)."""
+    from cinefm.dicom.assemble import percentile
+
+    rng = np.random.default_rng(27)
+    cases = [rng.integers(0, 4000, 20_000).astype(np.float32), (rng.integers(-500, 500, 999) * 3).astype(np.float32),
+             np.full(50, 7, np.float32), rng.normal(0, 100, 777).astype(np.float32), np.array([0.0, -0.0, 1.0], np.float32),
+             np.array([1.0, np.nan, 3.0], np.float32), np.array([5.0], np.float32), np.array([0.0, 2.0**30], np.float32)]
+    for x in cases:
+        for q in [(0.5, 99.5), (0, 100), (25.3, 74.9), (50,)]:
+            a, b = np.percentile(x, q), percentile(x, q)
+            assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True), (x[:5], q)
+            assert np.array_equal(np.signbit(a), np.signbit(b))

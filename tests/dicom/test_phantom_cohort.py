@@ -18,16 +18,13 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from cinefm.dicom.ingest import run_ingest
-from cinefm.phantom import generate_cohort
 from cinefm.privacy import PHANTOM_KEY, pseudonymize
 
 
 @pytest.fixture(scope="session")
-def cohort(tmp_path_factory, ingest_cfg) -> tuple[Path, Path]:
+def cohort(phantom_export, tmp_path_factory, ingest_cfg) -> tuple[Path, Path]:
     """(phantom folder, ingest output) for 3 patients of Siemens, Philips and GE (seed 2)."""
-    ph = tmp_path_factory.mktemp("phantom")
-    generate_cohort(ph, patients=3, seed=2, frames=(20, 22), sax_slices=(6, 7), studies_per_patient=(1, 2),
-                    enhanced_fraction=0.5, rle_fraction=0.3)
+    ph = phantom_export
     out = tmp_path_factory.mktemp("phantom_ingest")
     run_ingest(ph / "dicom", out, ingest_cfg=ingest_cfg, jobs=2, phantom=True)
     return ph, out

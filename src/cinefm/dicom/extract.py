@@ -34,6 +34,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import h5py
@@ -81,8 +82,13 @@ def studies_of_shard(files: pd.DataFrame, shard: int, shards: int) -> dict[str, 
     return {sid: g for sid, g in sorted(sel.groupby("study_id"), key=lambda kv: kv[0])}
 
 
+def _present(v) -> bool:
+    """``pd.notna`` for one plain Python value (None, NaN and pd.NA are missing), without its dispatch."""
+    return v is not None and v is not pd.NA and v == v
+
+
 def _num(v, default: float = np.nan) -> float:
-    return float(v) if v is not None and pd.notna(v) else default
+    return float(v) if _present(v) else default
 
 
 def _native_layout(r) -> NativeLayout | None:
@@ -91,11 +97,11 @@ def _native_layout(r) -> NativeLayout | None:
     ``offset`` is set for native pixels of 8/16/32 bits (read without pydicom)."""
     usable = (
         _num(r.frames, 1) == 1 and r.photometric in ("MONOCHROME1", "MONOCHROME2")
-        and pd.notna(r.rows) and pd.notna(r.cols) and pd.notna(r.bits_allocated)
+        and _present(r.rows) and _present(r.cols) and _present(r.bits_allocated)
     )
     if not usable:
         return None
-    native = pd.notna(r.pixel_offset) and _num(r.bits_allocated, 0) in (8, 16, 32)
+    native = _present(r.pixel_offset) and _num(r.bits_allocated, 0) in (8, 16, 32)
     spacing = tuple(float(v) for v in r.pixel_spacing) if r.pixel_spacing is not None else (1.0, 1.0)
     return NativeLayout(
         offset=int(r.pixel_offset) if native else None, rows=int(r.rows), cols=int(r.cols), bits_allocated=int(r.bits_allocated),
@@ -107,12 +113,20 @@ def _native_layout(r) -> NativeLayout | None:
     )
 
 
+_LAYOUT_COLUMNS = ["relpath", "series_id", "series_number", "frames", "photometric", "rows", "cols", "bits_allocated",
+                   "pixel_offset", "pixel_spacing", "bits_stored", "pixel_representation", "big_endian",
+                   "rescale_slope", "rescale_intercept", "slice_location", "trigger_time", "instance_number"]
+
+
 def source_files(rows: pd.DataFrame, root: str | os.PathLike) -> list[SourceFile]:
     """files.parquet rows of one view -> :class:`SourceFile` records (native layout when usable)."""
+    # plain Python values column by column: itertuples over Arrow-backed columns costs ~0.1 ms a row
+    cols = {c: rows[c].tolist() for c in _LAYOUT_COLUMNS}
+    root = os.fspath(root)
     return [
-        SourceFile(path=Path(root) / r.relpath, series_id=r.series_id,
+        SourceFile(path=os.path.join(root, r.relpath), series_id=r.series_id,
                    series_number=int(_num(r.series_number, 0)), native=_native_layout(r))
-        for r in rows.itertuples(index=False)
+        for r in (SimpleNamespace(**dict(zip(cols, values, strict=True))) for values in zip(*cols.values(), strict=True))
     ]
 
 

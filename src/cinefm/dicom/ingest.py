@@ -11,16 +11,14 @@ shard tables and manifests are split differently.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 
 from cinefm.dicom.extract import extract_shard
 from cinefm.dicom.flow import write_flow
-from cinefm.dicom.scan import scan_shard, write_filelist
+from cinefm.dicom.scan import fork_pool, scan_shard, write_filelist
 from cinefm.dicom.series import merge_scans
 from cinefm.dicom.views import load_view_rules
 
@@ -53,18 +51,20 @@ def run_ingest(
     phantom: bool = False,
     key_file: str | os.PathLike | None = None,
     id_map: str | os.PathLike | None = None,
+    reader: str = "fast",
 ) -> pd.DataFrame:
     """List, scan (``jobs`` processes), merge, extract (``jobs`` shards in parallel), flow.
 
     ``ingest_cfg`` is the config section ``ingest`` (frame_size, views, min_frames,
-    intensity_percentiles). Returns the flow table.
+    intensity_percentiles). ``reader``: the scan's header reader (``fast`` or ``pydicom``, the
+    reference; same tables, see :func:`cinefm.dicom.header.read_file_ids`). Returns the flow table.
     """
     jobs = max(1, int(jobs))
     paths = ingest_paths(out, jobs)
     write_filelist(dicom_root, paths["filelist"])
     id_part = Path(str(id_map) + ".parts") / "shard_0.csv" if id_map else None
     scan_shard(paths["filelist"], dicom_root, paths["scan"][0], shard=0, shards=1, phantom=phantom,
-               key_file=key_file, jobs=jobs, id_map_out=id_part)
+               key_file=key_file, jobs=jobs, id_map_out=id_part, reader=reader)
     paths["scan"] = paths["scan"][:1]
     merge_scans(paths["scan"], paths["files"], views=ingest_cfg["views"], min_frames=ingest_cfg["min_frames"],
                 quarantine_csv=paths["quarantine"], id_map_parts=[id_part] if id_part else None, id_map_out=id_map,
@@ -76,8 +76,7 @@ def run_ingest(
     if jobs == 1:
         extract_shard(paths["files"], dicom_root, paths["h5_root"], paths["manifests"][0], shard=0, **kw)
     else:
-        # fork: see cinefm.dicom.scan.scan_files (workers use pydicom, numpy and scipy only)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        with fork_pool(jobs) as pool:
             futures = [pool.submit(extract_shard, paths["files"], dicom_root, paths["h5_root"], m, shard=j, **kw)
                        for j, m in enumerate(paths["manifests"])]
             for fut in futures:

@@ -19,14 +19,16 @@ as the archive; the pipeline cannot tell a name from a folder label.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
 import stat
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -39,6 +41,7 @@ from cinefm.dicom.header import RECORD_COLUMNS, FileRecord, read_file_ids
 from cinefm.privacy import load_key
 
 log = logging.getLogger(__name__)
+_PYDICOM_LOG = logging.getLogger("pydicom")
 
 _STR, _INT, _FLOAT, _FLOATS = pa.string(), pa.int64(), pa.float64(), pa.list_(pa.float64())
 _TYPES = {
@@ -49,6 +52,7 @@ _TYPES = {
     "big_endian": pa.bool_(), "rescale_slope": _FLOAT, "rescale_intercept": _FLOAT,
 }
 RECORD_SCHEMA = pa.schema([(c, _TYPES.get(c, _STR)) for c in RECORD_COLUMNS])
+_PATIENT, _STUDY = RECORD_COLUMNS.index("patient_id"), RECORD_COLUMNS.index("study_id")
 FILELIST_SCHEMA = pa.schema([("relpath", _STR), ("size", _INT)])
 
 
@@ -66,6 +70,7 @@ def list_files(root: str | os.PathLike) -> pd.DataFrame:
     if not root.is_dir():
         raise FileNotFoundError(f"DICOM root not found or not a folder: {root} (config cohort.dicom_root / --dicom-root)")
     rows: list[tuple[str, int]] = []
+    prefix = len(os.path.join(str(root), ""))  # entry.path = root + sep + relative path
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -79,8 +84,8 @@ def list_files(root: str | os.PathLike) -> pd.DataFrame:
                 except OSError:
                     st = None
                 if st is None or stat.S_ISREG(st.st_mode):
-                    rel = os.path.relpath(entry.path, root)
-                    rows.append((Path(rel).as_posix(), st.st_size if st else -1))
+                    rel = entry.path[prefix:]
+                    rows.append((rel if os.sep == "/" else rel.replace(os.sep, "/"), st.st_size if st else -1))
     df = pd.DataFrame(rows, columns=["relpath", "size"]).sort_values("relpath", ignore_index=True)
     return df
 
@@ -100,36 +105,64 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, schema: pa.Schema) ->
         pq.write_table(table, tmp)
 
 
-def _scan_one(relpath: str, root: str, key: bytes) -> tuple[FileRecord, tuple[str, str] | None]:
-    logging.getLogger("pydicom").setLevel(logging.ERROR)  # oddities of single files end up as reasons
-    return read_file_ids(root, relpath, key)
+def _scan_one(relpath: str, root: str, key: bytes, reader: str = "fast") -> tuple[tuple, tuple[str, str] | None]:
+    """(the record's values in ``RECORD_COLUMNS`` order, raw ids): a tuple pickles back cheaply."""
+    if _PYDICOM_LOG.level != logging.ERROR:
+        _PYDICOM_LOG.setLevel(logging.ERROR)  # oddities of single files end up as reasons
+    rec, ids = read_file_ids(root, relpath, key, reader)
+    return astuple_shallow(rec), ids
 
 
-def records_frame(records: Iterable[FileRecord]) -> pd.DataFrame:
-    """FileRecords -> a frame with the ``RECORD_SCHEMA`` columns."""
-    df = pd.DataFrame([tuple(getattr(r, c) for c in RECORD_COLUMNS) for r in records], columns=list(RECORD_COLUMNS))
+def astuple_shallow(rec: FileRecord) -> tuple:
+    """A record's values in ``RECORD_COLUMNS`` order (no deep copy, unlike ``dataclasses.astuple``)."""
+    return tuple(getattr(rec, c) for c in RECORD_COLUMNS)
+
+
+@contextmanager
+def fork_pool(jobs: int) -> Iterator[ProcessPoolExecutor]:
+    """``with fork_pool(jobs) as pool``: ``jobs`` worker processes started by fork, after ``gc.freeze()``.
+
+    fork: workers start at once and never re-run a calling script's top level (Snakemake
+    scripts); ingestion workers only use pydicom/numpy/pandas/h5py, never an OpenMP runtime
+    the parent may hold. ``gc.freeze()`` keeps the parent's objects out of the workers'
+    garbage collections, which would otherwise touch (and copy) every page they live on;
+    the parent's collector is unfrozen when the pool is done.
+    """
+    gc.freeze()
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            yield pool
+    finally:
+        gc.unfreeze()
+
+
+def records_frame(records: Iterable[FileRecord | tuple]) -> pd.DataFrame:
+    """FileRecords (or their :func:`astuple_shallow` tuples) -> a frame with the ``RECORD_SCHEMA`` columns."""
+    rows = [r if isinstance(r, tuple) else astuple_shallow(r) for r in records]
+    df = pd.DataFrame(rows, columns=list(RECORD_COLUMNS))
     for c in ("orientation", "pixel_spacing", "frame_times", "frame_positions"):
         df[c] = df[c].map(lambda v: list(v) if v is not None and not isinstance(v, float) else None)
     return df
 
 
 def scan_files(
-    root: str | os.PathLike, relpaths: list[str], key: bytes, jobs: int = 1
+    root: str | os.PathLike, relpaths: list[str], key: bytes, jobs: int = 1, reader: str = "fast"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Scan ``relpaths`` under ``root`` with ``jobs`` processes.
+
+    ``reader``: header reader of :func:`cinefm.dicom.header.read_file_ids` (``fast``, or
+    ``pydicom``, the reference; both give the same table).
 
     Returns (records frame in ``relpaths`` order, id map frame with columns
     ``kind, identifier, pseudonym`` holding the raw PatientID / study keys).
     """
-    fn = partial(_scan_one, root=str(root), key=key)
+    fn = partial(_scan_one, root=str(root), key=key, reader=reader)
     t0 = time.perf_counter()
     if jobs <= 1 or len(relpaths) < 64:
         results = [fn(r) for r in relpaths]
     else:
         chunk = max(8, min(256, len(relpaths) // (jobs * 8) or 1))
-        # fork: workers start at once and never re-run a calling script's top level (Snakemake
-        # scripts); they only use pydicom/numpy, never an OpenMP runtime the parent may hold.
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        with fork_pool(jobs) as pool:
             results = list(pool.map(fn, relpaths, chunksize=chunk))
     dt = time.perf_counter() - t0
     log.info("scanned %d files in %.1f s (%.0f files/s, %d jobs)", len(relpaths), dt, len(relpaths) / max(dt, 1e-9), jobs)
@@ -138,7 +171,7 @@ def scan_files(
         (kind, raw, pseudo)
         for (rec, ids) in results
         if ids is not None
-        for kind, raw, pseudo in (("patient", ids[0], rec.patient_id), ("study", ids[1], rec.study_id))
+        for kind, raw, pseudo in (("patient", ids[0], rec[_PATIENT]), ("study", ids[1], rec[_STUDY]))
         if raw and pseudo
     }
     id_map = pd.DataFrame(sorted(pairs), columns=["kind", "identifier", "pseudonym"])
@@ -167,8 +200,11 @@ def scan_shard(
     key_file: str | os.PathLike | None = None,
     jobs: int = 1,
     id_map_out: str | os.PathLike | None = None,
+    reader: str = "fast",
 ) -> pd.DataFrame:
     """Scan the files of ``shard`` (of ``shards``) listed in ``filelist``; write ``out`` (Parquet).
+
+    ``reader``: the header reader of :func:`scan_files`.
 
     The pseudonymization key comes from :func:`cinefm.privacy.load_key` (real data
     without a key stops with PrivacyError before any file is read).
@@ -179,7 +215,7 @@ def scan_shard(
     files = pd.read_parquet(filelist)
     mine = [r for r in files["relpath"] if shard_of(r, shards) == shard]
     log.info("shard %d/%d: %d of %d files", shard, shards, len(mine), len(files))
-    df, id_map = scan_files(root, mine, key, jobs)
+    df, id_map = scan_files(root, mine, key, jobs, reader=reader)
     write_table(df, out, RECORD_SCHEMA)
     if id_map_out:
         write_id_map(id_map, id_map_out)

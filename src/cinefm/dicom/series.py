@@ -28,10 +28,8 @@ counts by that code.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
@@ -40,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 
 from cinefm.dicom.header import slice_normal
-from cinefm.dicom.scan import RECORD_SCHEMA, write_table
+from cinefm.dicom.scan import RECORD_SCHEMA, fork_pool, write_table
 from cinefm.dicom.views import VIEWS, ViewRules, is_oblique, load_view_rules, sax_clusters
 
 log = logging.getLogger(__name__)
@@ -303,6 +301,11 @@ def _study_rules_batch(groups: list[pd.DataFrame], rules: ViewRules, min_frames:
     return [study_rules(g, rules, min_frames) for g in groups]
 
 
+# below this many studies per worker process, starting the processes costs more than the rules
+# (≈ 0.2 CPU-s per forked worker against ≈ 40 ms per study; benchmarks/README.md, ingest)
+MIN_STUDIES_PER_WORKER = 16
+
+
 def apply_series_rules(files: pd.DataFrame, rules: ViewRules, min_frames: int, jobs: int = 1) -> pd.DataFrame:
     """Duplicates (archive-wide), then :func:`study_rules` per study (``jobs`` processes)."""
     df = mark_duplicates(files.sort_values("relpath", ignore_index=True))
@@ -310,10 +313,9 @@ def apply_series_rules(files: pd.DataFrame, rules: ViewRules, min_frames: int, j
     df["view_rule"] = None
     df["selected"] = False
     groups = [g for _, g in df[df["status"].eq("ok")].groupby("study_id", sort=False)]
-    if jobs > 1 and len(groups) > 1:
+    if jobs > 1 and len(groups) >= MIN_STUDIES_PER_WORKER * jobs:
         batches = [groups[i::jobs * 4] for i in range(min(len(groups), jobs * 4))]
-        # fork: workers only run pandas/numpy code of this module
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+        with fork_pool(jobs) as pool:
             parts = [d for batch in pool.map(partial(_study_rules_batch, rules=rules, min_frames=min_frames), batches)
                      for d in batch]
     else:
