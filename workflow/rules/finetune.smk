@@ -3,6 +3,8 @@
 # target, score, attention per view), metrics.csv. Code: src/cinefm/train/finetune.py.
 # Experiments are read in common.smk (finetune_experiments(), finetune_pretrain_ckpt()).
 
+from cinefm.cluster import training_resources
+
 FINETUNE_DIR = f"{R}/finetune"
 # Everything the training job reads from the config; finetune.select/experiments only pick jobs.
 FINETUNE_CONFIG = {
@@ -36,7 +38,7 @@ rule finetune:
     resources:
         mem_mb=16000,
         runtime=2880,
-        gpu=1,
+        **training_resources(config["finetune"], "finetune", threads=max(2, config["finetune"]["num_workers"])),
     conda:
         env("train")
     script:
