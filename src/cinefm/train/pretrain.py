@@ -160,7 +160,7 @@ class PretrainModule(L.LightningModule):
     def configure_optimizers(self) -> dict:
         params = [p for p in self.model.parameters() if p.requires_grad]
         fused = self.device.type == "cuda"  # fused AdamW kernels exist for CUDA tensors only
-        lr = effective_lr(self.cfg, self.trainer.world_size)
+        lr = effective_lr(self.cfg, self._trainer.world_size if self._trainer is not None else 1)
         optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=float(self.cfg["weight_decay"]),
                                       eps=float(self.cfg["eps"]), fused=fused)
         scheduler = torch.optim.lr_scheduler.MultiStepLR(
