@@ -69,21 +69,26 @@ def pretrain_config(results: Path, run: str, **pretrain) -> dict:
 # ----------------------------------------------------------------- the request, without SLURM
 
 
-def dry_run_pretrain_resources(tmp_path: Path, **pretrain) -> dict[str, str]:
-    """The paper config on a placeholder archive, dry run with profiles/slurm: pretrain's resolved resources."""
+CLIP_EXPERIMENT = "lvef_clip_transfer_100"  # a fine-tuning job that needs the pre-training job
+
+
+def dry_run_resources(tmp_path: Path, **sections) -> dict[str, dict[str, str]]:
+    """The paper config on a placeholder archive, dry run with profiles/slurm: the resolved resources of
+    ``pretrain`` and one ``finetune`` job (``sections``: config overrides, e.g. ``pretrain={"nodes": 2}``)."""
     (tmp_path / "dicom").mkdir(exist_ok=True)
     (tmp_path / "reports.csv").write_text("patient_id,accession_number,report_text\n")
     site = tmp_path / "site.yaml"
-    site.write_text(yaml.safe_dump({"results": str(tmp_path / "results"), "pretrain": pretrain,
+    site.write_text(yaml.safe_dump({"results": str(tmp_path / "results"), **sections,
                                     "cohort": {"dicom_root": str(tmp_path / "dicom"),
                                                "reports_csv": str(tmp_path / "reports.csv")}}))
     proc = subprocess.run([SNAKEMAKE, "-n", "--snakefile", str(REPO_ROOT / "Snakefile"), "--profile", str(PROFILE_DIR),
                            "--configfile", str(DEFAULT_CONFIG.with_name("paper.yaml")), str(site), "--",
-                           str(tmp_path / "results" / "pretrain" / "paper" / "last.ckpt")],
+                           str(tmp_path / "results" / "finetune" / CLIP_EXPERIMENT / "best.ckpt")],
                           cwd=REPO_ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    (line,) = re.findall(r"^rule pretrain:\n(?:    .*\n)*?    resources: (.*)$", proc.stdout, flags=re.M)
-    return dict(item.split("=", 1) for item in line.split(", "))
+    found = dict(re.findall(r"^rule (pretrain|finetune):\n(?:    .*\n)*?    resources: (.*)$", proc.stdout,
+                            flags=re.M))
+    return {rule: dict(item.split("=", 1) for item in line.split(", ")) for rule, line in found.items()}
 
 
 class _Resources(dict):
@@ -105,7 +110,9 @@ def sbatch_line(resources: dict[str, str], threads: int) -> str:
 
 
 def test_paper_config_on_two_nodes_requests_one_task_per_gpu_on_each_node(tmp_path):
-    res = dry_run_pretrain_resources(tmp_path, nodes=2)
+    found = dry_run_resources(tmp_path, pretrain={"nodes": 2},
+                              finetune={"nodes": 2, "devices_per_node": 2, "num_workers": 4})
+    res = found["pretrain"]
     assert {k: res[k] for k in ("nodes", "tasks_per_node", "cpus_per_task", "gpu", "gpu_model", "mpi")} == {
         "nodes": "2", "tasks_per_node": "4", "cpus_per_task": "8", "gpu": "8", "gpu_model": "a100", "mpi": "srun"}
     line = sbatch_line(res, threads=32)
@@ -113,13 +120,19 @@ def test_paper_config_on_two_nodes_requests_one_task_per_gpu_on_each_node(tmp_pa
                    "--mem 256000"):
         assert option in line, (option, line)
     assert "--ntasks-per-gpu" not in line and "--gres" not in line and "--cpus-per-gpu" not in line
+    # fine-tuning: the same keys, its CPUs per task from the rule's threads (num_workers 4)
+    ft = found["finetune"]
+    assert {k: ft[k] for k in ("nodes", "tasks_per_node", "cpus_per_task", "gpu", "mpi")} == {
+        "nodes": "2", "tasks_per_node": "2", "cpus_per_task": "2", "gpu": "4", "mpi": "srun"}
 
 
 def test_paper_config_on_one_node_requests_what_it_always_did(tmp_path):
-    res = dry_run_pretrain_resources(tmp_path)
+    found = dry_run_resources(tmp_path)
+    res, ft = found["pretrain"], found["finetune"]
     assert res["gpu"] == "4" and not {"nodes", "tasks_per_node", "cpus_per_task", "mpi"} & set(res)
     line = sbatch_line(res, threads=32)
     assert "--gpus=a100:4" in line and "--cpus-per-gpu=8" in line and "--nodes" not in line
+    assert ft["gpu"] == "1" and "mpi" not in ft
 
 
 # ----------------------------------------------------------------- a real two-node SLURM
