@@ -15,4 +15,4 @@ launch("finetune", dict(
     out_metrics=snakemake.output.metrics,
     threads=snakemake.threads,
 ), training_request(snakemake.params.config["finetune"], "finetune", snakemake.threads),
-    spec_dir=os.path.dirname(snakemake.output.ckpt), log_file=snakemake.log[0], gpus=snakemake.resources.get("gpu"))
+    spec_dir=os.path.join(os.path.dirname(snakemake.output.ckpt), "state"), log_file=snakemake.log[0], gpus=snakemake.resources.get("gpu"))

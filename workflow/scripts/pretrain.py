@@ -9,5 +9,5 @@ launch("pretrain", dict(
     tokenizer=snakemake.input.tokenizer,
     out_dir=snakemake.params.out_dir,
     threads=snakemake.threads,
-), training_request(snakemake.params.config["pretrain"], "pretrain"), spec_dir=snakemake.params.out_dir,
+), training_request(snakemake.params.config["pretrain"], "pretrain"), spec_dir=f"{snakemake.params.out_dir}/state",
     log_file=snakemake.log[0], gpus=snakemake.resources.get("gpu"))

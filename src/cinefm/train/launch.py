@@ -8,7 +8,7 @@ srun``, see :func:`cinefm.cluster.training_resources`): its script runs once, in
 batch step on the first node of the allocation, and this module runs::
 
     srun --nodes=N --ntasks-per-node=G --cpus-per-task=C --kill-on-bad-exit=1 --label \\
-        python -m cinefm.train.launch <out>/launch.json
+        python -m cinefm.train.launch <out>/state/launch.json
 
 Every task re-creates the run from ``launch.json`` (the function, its arguments and the
 log file) and Lightning's ``SLURMEnvironment`` reads its rank from ``SLURM_PROCID``,
