@@ -166,7 +166,8 @@ def lightning_devices(
     ``cuda_count`` defaults to ``torch.cuda.device_count()``. ``plugins`` holds
     Lightning's own cluster environment when this process launches the DDP
     ranks (inside a one-task SLURM job, Lightning would otherwise wait for
-    ranks srun never started), and is empty when it is not needed.
+    ranks srun never started), Lightning's ``SLURMEnvironment`` (its own requeue off)
+    when srun started one task per device, and is empty otherwise.
     """
     layout = device_layout(env, requested,
                            _cuda_device_count() if cuda_count is None else cuda_count)
