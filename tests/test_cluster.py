@@ -4,7 +4,15 @@ import logging
 
 import pytest
 
-from cinefm.cluster import ClusterError, allocated_gpus, device_layout, lightning_devices
+from cinefm.cluster import (
+    ClusterError,
+    allocated_gpus,
+    device_layout,
+    lightning_devices,
+    training_request,
+    training_resources,
+)
+from cinefm.config import ConfigError
 
 # What SLURM sets in a Snakemake job step (srun -n1) on a node given 4 GPUs.
 SLURM_4_GPUS = {
@@ -107,3 +115,57 @@ def test_trainer_accepts_the_kwargs_in_a_slurm_job_without_gpus(monkeypatch):
                         enable_checkpointing=False, enable_progress_bar=False)
     assert trainer.num_devices == 1
     assert type(trainer.accelerator).__name__ == "CPUAccelerator"
+
+
+# ------------------------------------------------------- the SLURM request of a training rule
+
+
+def test_one_node_asks_for_its_gpus_as_one_task_exactly_as_before():
+    assert training_resources({"nodes": 1, "devices_per_node": 4, "threads": 32}) == {"gpu": 4}
+    assert training_resources({"devices_per_node": 0, "threads": 2}) == {"gpu": 0}
+
+
+def test_two_nodes_ask_for_one_task_per_gpu_on_each_node_started_by_srun():
+    res = training_resources({"nodes": 2, "devices_per_node": 4, "threads": 32})
+    # gpu is the job's total (the plugin passes it as --gpus); tasks and CPUs are per node / per task
+    assert res == {"gpu": 8, "nodes": 2, "tasks_per_node": 4, "cpus_per_task": 8, "mpi": "srun"}
+
+
+def test_srun_on_one_node_is_available_on_request():
+    req = training_request({"nodes": 1, "devices_per_node": 2, "threads": 2, "launch": "srun"})
+    assert (req.launch, req.world_size, req.cpus_per_device) == ("srun", 2, 1)
+
+
+@pytest.mark.parametrize("section, match", [
+    ({"nodes": 2, "devices_per_node": 1}, r"devices_per_node >= 2"),
+    ({"nodes": 2, "devices_per_node": 4, "launch": "lightning"}, r"one node only"),
+    ({"nodes": 0, "devices_per_node": 4}, r"pretrain.nodes: 0"),
+    ({"nodes": 1, "devices_per_node": 4, "launch": "mpirun"}, r"pretrain.launch"),
+])
+def test_impossible_requests_are_refused_naming_the_key(section, match):
+    with pytest.raises(ConfigError, match=match):
+        training_request(section, "pretrain")
+
+
+def test_srun_tasks_without_usable_gpus_train_together_on_cpu():
+    env = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NNODES": "2",
+           "SLURM_GPUS_ON_NODE": "2"}
+    layout = device_layout(env, requested=2, cuda_count=0)
+    assert (layout.accelerator, layout.devices, layout.num_nodes, layout.strategy, layout.launcher) == (
+        "cpu", 2, 2, "ddp", "slurm")
+
+
+def test_srun_tasks_on_a_node_with_too_few_gpus_are_refused_with_the_reason():
+    env = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "8", "SLURM_NTASKS_PER_NODE": "4", "SLURM_NNODES": "2",
+           "SLURM_GPUS_ON_NODE": "3", "SLURMD_NODENAME": "gpu17"}
+    with pytest.raises(ClusterError, match=r"gpu17.*3 usable GPU"):
+        device_layout(env, requested=4, cuda_count=4)
+
+
+def test_srun_launched_ranks_get_slurm_environment_without_lightnings_requeue():
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    env = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "8", "SLURM_NTASKS_PER_NODE": "4", "SLURM_NNODES": "2",
+           "SLURM_GPUS_ON_NODE": "4"}
+    (plugin,) = lightning_devices(env, requested=4, cuda_count=4)["plugins"]
+    assert isinstance(plugin, SLURMEnvironment) and plugin.auto_requeue is False

@@ -42,7 +42,7 @@ TINY_MODELS = {
 }
 TINY_PRETRAIN = {
     "run": "toy", "batch_size": 4, "epochs": 2, "lr": 1.0e-3, "checkpoint_every": 1, "num_workers": 0,
-    "seed": 0, "gpus": 0, "threads": 1, "progress_bar": "none", "log_every_steps": 1, "recall_ks": [1, 2, 5],
+    "seed": 0, "devices_per_node": 0, "threads": 1, "progress_bar": "none", "log_every_steps": 1, "recall_ks": [1, 2, 5],
     "umap_neighbors": 15, "flood_level": 0.05,
 }
 

@@ -100,7 +100,7 @@ def test_precision_is_kept_on_gpu_and_fp32_on_cpu():
 
 def test_fingerprint_ignores_resumable_keys_and_file_locations():
     a = toy_config()
-    b = toy_config(epochs=50, num_workers=4, precision="bf16-mixed", gpus=4)
+    b = toy_config(epochs=50, num_workers=4, precision="bf16-mixed", devices_per_node=4)
     b["models"]["video"]["weights"] = "/elsewhere/mvit.pth"
     assert config_differences(config_fingerprint(a), config_fingerprint(b)) == []
     c = toy_config(batch_size=8)

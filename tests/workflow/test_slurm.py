@@ -27,7 +27,13 @@ import yaml
 from cinefm.config import REPO_ROOT
 
 from .conftest import SNAKEMAKE, SNAKEMAKE_ENV
-from .tiny_config import EXPERIMENTS, FULL_RUN_RULES, RERUN_EXPERIMENT, write_tiny_config
+from .tiny_config import (
+    EXPERIMENTS,
+    FULL_RUN_RULES,
+    RERUN_EXPERIMENT,
+    tiny_config,
+    write_tiny_config,
+)
 
 PROFILE_DIR = REPO_ROOT / "profiles" / "slurm"
 PROFILE = PROFILE_DIR / "config.yaml"
@@ -35,6 +41,9 @@ RULE_FILES = sorted((REPO_ROOT / "workflow" / "rules").glob("*.smk"))
 # What a test cluster without accounting needs on top of the shipped profile.
 TEST_ONLY_FLAGS = ("--slurm-status-command", "squeue",
                    "--slurm-init-seconds-before-status-checks", "2")
+# gpu_rules_of_workflow(): the GPU count of a training rule comes from its config section
+# (cinefm.cluster.training_resources: nodes, devices_per_node).
+TRAINING = -1
 
 
 def load_profile() -> dict:
@@ -42,7 +51,8 @@ def load_profile() -> dict:
 
 
 def gpu_rules_of_workflow() -> dict[str, int | None]:
-    """Rules of workflow/rules/*.smk that declare `gpu=` in resources → the count, None if computed."""
+    """Rules of workflow/rules/*.smk that declare `gpu=` in resources → the count, None if computed,
+    TRAINING for the training rules (their count: the config's devices_per_node)."""
     found: dict[str, int | None] = {}
     for path in RULE_FILES:
         rule_head = r"(?:rule|checkpoint)\s+(\w+)\s*:|use rule \w+ as (\w+) with:"
@@ -54,6 +64,8 @@ def gpu_rules_of_workflow() -> dict[str, int | None]:
             if head and gpu:
                 value = gpu.group(1)
                 found[head.group(1) or head.group(2)] = int(value) if value.isdigit() else None
+            elif head and "training_resources(" in block:  # gpu (and nodes ...) from the config
+                found[head.group(1) or head.group(2)] = TRAINING
     return found
 
 
@@ -70,14 +82,14 @@ def test_profile_places_gpu_rules_on_gpu_partitions_without_gres():
     assert default["mem_mb"] > 0 and default["runtime"] > 0
     sr = prof["set-resources"]
     expected = {
-        "pretrain": (site["a100_partition"], site["a100_model"], 4),
-        "finetune": (site["a100_partition"], site["a100_model"], 1),
+        "pretrain": (site["a100_partition"], site["a100_model"], None),  # count: the config's
+        "finetune": (site["a100_partition"], site["a100_model"], None),
         "external_test": (site["b200_partition"], site["b200_model"], 1),
         "echonet_finetune": (site["b200_partition"], site["b200_model"], 1),
         "attention_videos": (site["a100_partition"], site["a100_model"], 1),
     }
     for rule, (partition, model, gpus) in expected.items():
-        assert (sr[rule]["slurm_partition"], sr[rule]["gpu_model"], sr[rule]["gpu"]) == (
+        assert (sr[rule]["slurm_partition"], sr[rule]["gpu_model"], sr[rule].get("gpu")) == (
             partition, model, gpus), rule
         assert sr[rule]["cpus_per_gpu"] >= 1
     # the recipe's pitfall: `gres` next to `gpu` makes sbatch reject the job
@@ -94,7 +106,14 @@ def test_every_gpu_rule_of_the_workflow_is_placed_on_a_gpu_partition():
             "for it: add one (slurm_partition, gpu_model, gpu, cpus_per_gpu)")
         assert res["slurm_partition"] != cpu, rule
         count = res.get("gpu", gpus)  # the profile's count wins over the rule's
-        if count is None:
+        if count == TRAINING:
+            # devices_per_node of the shipped configs: at least 1, so --gpus=<model>:<n> is valid
+            section = "pretrain" if rule == "pretrain" else "finetune"
+            for name in ("config.yaml", "paper.yaml"):
+                cfg = yaml.safe_load((REPO_ROOT / "config" / name).read_text())
+                assert cfg[section]["devices_per_node"] >= 1, (name, section)
+            assert res.get("gpu_model"), rule
+        elif count is None:
             # Computed from config, maybe 0: with gpu_model set, a 0-GPU job would ask
             # --gpus=<model>:0 and srun rejects its step ("job doesn't have GRES").
             assert "gpu_model" not in res, rule
@@ -126,7 +145,6 @@ def test_snakemake_reads_the_profile_and_resolves_placement(tmp_path):
 def test_renaming_a_partition_in_the_site_block_moves_the_gpu_rules(tmp_path):
     text = PROFILE.read_text()
     edited = text.replace("&a100_partition a100", "&a100_partition gpu-a100-80g", 1)
-    edited = edited.replace("&pretrain_gpus 4", "&pretrain_gpus 8", 1)
     assert edited.count("gpu-a100-80g") == 1, "the site block must name the partition once"
     profile = tmp_path / "profile"
     profile.mkdir()
@@ -135,7 +153,7 @@ def test_renaming_a_partition_in_the_site_block_moves_the_gpu_rules(tmp_path):
     workdir.mkdir()
     resources = dry_run_resources(profile, workdir)
     assert "slurm_partition=gpu-a100-80g" in resources["pretrain"]
-    assert "gpu=8" in resources["pretrain"]
+    assert "gpu=4" in resources["pretrain"]  # the rule's count: the profile names no count for it
     assert "slurm_partition=gpu-a100-80g" in resources["finetune"]
     assert "slurm_partition=b200" in resources["external_test"]
     assert "slurm_partition=cpu" in resources["stats"]
@@ -411,11 +429,12 @@ def test_partial_rerun_submits_only_the_missing_output_and_its_dependents(rerun)
 
 
 def expected_partitions() -> dict[str, tuple[str, str]]:
-    """GPU rule -> (partition, tres) the shipped profile asks for (every other rule: its CPU partition)."""
+    """GPU rule -> (partition, tres) the shipped profile and the tiny config ask for (others: the CPU partition)."""
     site = load_profile()["cinefm-site"]
+    cfg = tiny_config(Path("results"))  # the counts: the config's devices_per_node (one node)
     return {
-        "pretrain": (site["a100_partition"], f"gres:gpu:{site['a100_model']}:{site['pretrain_gpus']}"),
-        "finetune": (site["a100_partition"], f"gres:gpu:{site['a100_model']}:{site['finetune_gpus']}"),
+        rule: (site["a100_partition"], f"gres:gpu:{site['a100_model']}:{cfg[rule]['devices_per_node']}")
+        for rule in ("pretrain", "finetune")
     }
 
 

@@ -5,6 +5,8 @@
 # Experiments are read in common.smk (mri_experiments(), finetune_pretrain_ckpt()); echo.smk
 # reuses this rule for the external cohorts' experiments (use rule finetune as echonet_finetune).
 
+from cinefm.cluster import training_resources
+
 
 rule finetune:
     input:
@@ -30,7 +32,7 @@ rule finetune:
     resources:
         mem_mb=16000,
         runtime=2880,
-        gpu=1,
+        **training_resources(config["finetune"], "finetune", threads=max(2, config["finetune"]["num_workers"])),
     conda:
         env("train")
     script:

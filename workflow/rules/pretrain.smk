@@ -3,6 +3,8 @@
 # clips and reports; two small CPU rules evaluate the embeddings (cinefm.embed).
 # Run folder: results/pretrain/<pretrain.run>/ (state/ is kept by Snakemake on reruns).
 
+from cinefm.cluster import training_resources
+
 PRETRAIN = config["pretrain"]
 PRETRAIN_DIR = pretrain_dir()
 # What the training job reads from the config (everything else cannot change its result;
@@ -33,9 +35,10 @@ rule pretrain:
         f"logs/benchmarks/pretrain/{PRETRAIN['run']}.tsv"
     threads: PRETRAIN["threads"]
     resources:
-        mem_mb=PRETRAIN["mem_mb"],
+        mem_mb=PRETRAIN["mem_mb"],  # per node
         runtime=PRETRAIN["runtime"],
-        gpu=PRETRAIN["gpus"],
+        # gpu (one node), or nodes/tasks_per_node/cpus_per_task/gpu/mpi for srun (docs/cluster.md)
+        **training_resources(PRETRAIN, "pretrain"),
     conda:
         env("train")
     script:

@@ -1,10 +1,11 @@
-from cinefm.log import setup_logging
-from cinefm.train.finetune import run_finetune
+import os
 
-setup_logging(snakemake.log[0])
-run_finetune(
-    snakemake.input.experiment,
-    snakemake.params.config,
+from cinefm.cluster import training_request
+from cinefm.train.launch import launch
+
+launch("finetune", dict(
+    experiment_yaml=snakemake.input.experiment,
+    config=snakemake.params.config,
     splits_csv=getattr(snakemake.input, "splits", None),  # external cohorts: their release split
     studies_csv=snakemake.input.studies,
     labels_csv=snakemake.input.labels,
@@ -13,6 +14,6 @@ run_finetune(
     out_predictions=snakemake.output.predictions,
     out_metrics=snakemake.output.metrics,
     out_hparams=snakemake.output.hparams,
-    gpus=snakemake.resources.get("gpu"),
     threads=snakemake.threads,
-)
+), training_request(snakemake.params.config["finetune"], "finetune", snakemake.threads),
+    spec_dir=os.path.join(os.path.dirname(snakemake.output.ckpt), "state"), log_file=snakemake.log[0], gpus=snakemake.resources.get("gpu"))

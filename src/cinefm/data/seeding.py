@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 
 def stable_seed(*parts: object) -> int:
@@ -60,6 +60,46 @@ class SeededSampler(Sampler):
         seeds = torch.randint(0, 2**62, (self.n,), generator=gen)
         self.epoch += 1
         return iter(zip(order.tolist(), seeds.tolist(), strict=True))
+
+
+class RankStridedSampler(DistributedSampler):
+    """Rank ``rank``'s share of ``sampler``'s pass: keys ``rank, rank + W, rank + 2W, …`` (W = ``num_replicas``).
+
+    With batch B per rank, step k's global batch is then keys ``[k·B·W, (k+1)·B·W)`` of
+    the one-process order: W processes of batch B train on exactly the batches one
+    process of batch W·B would, and a run resumed on another number of processes
+    continues the same sequence of global batches. (Lightning's own wrapper reshuffles
+    the keys with its own seed instead.) The pass is padded to a multiple of W by
+    repeating its first keys, as :class:`torch.utils.data.DistributedSampler` does.
+    """
+
+    def __init__(self, sampler: Sampler, num_replicas: int, rank: int) -> None:
+        super().__init__(sampler, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+        self.sampler = sampler
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator:
+        keys = list(self.sampler)
+        if not keys:
+            return iter([])
+        while len(keys) < self.total_size:
+            keys += keys[: self.total_size - len(keys)]
+        return iter(keys[self.rank:self.total_size:self.num_replicas])
+
+
+def rank_strided(loader: DataLoader, num_replicas: int, rank: int) -> DataLoader:
+    """``loader`` with its sampler replaced by a :class:`RankStridedSampler` (unchanged for one process)."""
+    if num_replicas <= 1 or loader.sampler is None:
+        return loader
+    return DataLoader(
+        loader.dataset, batch_size=loader.batch_size, sampler=RankStridedSampler(loader.sampler, num_replicas, rank),
+        num_workers=loader.num_workers, collate_fn=loader.collate_fn, worker_init_fn=loader.worker_init_fn,
+        generator=loader.generator, persistent_workers=loader.persistent_workers, pin_memory=loader.pin_memory,
+        drop_last=loader.drop_last)
 
 
 def seed_worker(worker_id: int) -> None:

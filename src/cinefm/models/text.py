@@ -109,18 +109,22 @@ def build_text_encoder(
     pooling: str = "mean",
     feature_norm: str = "none",
     max_position: int = 512,
+    dropout: float | None = None,
 ) -> TextEncoder:
     """BERT text encoder from ``path`` (local files only) or, when ``path`` is None, a random ``BertConfig``.
 
     With a path, ``layers``/``hidden``/``heads`` must match the directory's config.json
     (they document the model in config); ``vocab_size`` and ``max_position`` are then
     taken from the directory. ``freeze_layers``: see :func:`freeze_bert_layers`;
-    ``pooling`` and ``feature_norm``: see :class:`TextEncoder`.
+    ``pooling`` and ``feature_norm``: see :class:`TextEncoder`. ``dropout``: BERT's hidden
+    and attention-probability dropout (None: the model's own, 0.1 for BERT-base).
     """
+    drop = {} if dropout is None else {"hidden_dropout_prob": float(dropout),
+                                       "attention_probs_dropout_prob": float(dropout)}
     if path is not None:
         path = Path(path).expanduser()
         _check_bert_dir(path)
-        bert = BertModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False)
+        bert = BertModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False, **drop)
         cfg = bert.config
         got = {"layers": cfg.num_hidden_layers, "hidden": cfg.hidden_size, "heads": cfg.num_attention_heads}
         want = {"layers": layers, "hidden": hidden, "heads": heads}
@@ -135,7 +139,7 @@ def build_text_encoder(
             raise ConfigError(f"models.text: hidden {hidden} is not divisible by heads {heads}")
         cfg = BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
                          num_attention_heads=heads, intermediate_size=4 * hidden,
-                         max_position_embeddings=max_position)
+                         max_position_embeddings=max_position, **drop)
         bert = BertModel(cfg, add_pooling_layer=False)
     freeze_bert_layers(bert, freeze_layers)
     return TextEncoder(bert, pooling=pooling, feature_norm=feature_norm)

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results", default=None, help="results folder with splits/, ingest/, text/ "
                    "(default: the config's results)")
     p.add_argument("--out", default=None, help="run folder (default RESULTS/pretrain/<pretrain.run>)")
-    p.add_argument("--gpus", type=int, default=None, help="GPUs to use (default pretrain.gpus; capped by "
+    p.add_argument("--gpus", type=int, default=None, help="GPUs to use (default pretrain.devices_per_node; capped by "
                    "what the job was given)")
     p.add_argument("--cpu-processes", type=int, default=None, metavar="N",
                    help="train on CPU with N DDP processes (gloo); for checks without a GPU")
@@ -82,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
         config, splits_csv=results / "splits" / "splits.csv", studies_csv=results / "ingest" / "studies.csv",
         reports=results / "text" / "reports.json", tokenizer=results / "text" / "tokenizer",
         out_dir=args.out or results / "pretrain" / pre["run"],
-        requested_gpus=pre["gpus"] if args.gpus is None else args.gpus, layout=layout, threads=pre["threads"])
+        requested_gpus=pre["devices_per_node"] if args.gpus is None else args.gpus, layout=layout, threads=pre["threads"])
     if result.last_ckpt is not None:
         print(f"{result.epochs} epochs\t{result.last_ckpt}\t{result.metrics_csv}\t{result.embeddings}")
     return 0

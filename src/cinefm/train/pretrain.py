@@ -15,10 +15,20 @@ Batches: clips drawn at random (the method), or with ``pretrain.study_batches`` 
 distinct studies so a batch never pairs a clip with another clip's identical report as a
 negative (:mod:`cinefm.train.sampling`; one process only).
 
-DDP: the method's batch is per GPU and so are the negatives by default (each rank's
-loss over its own batch; gradients averaged by DDP). ``pretrain.gather_negatives:
-true`` all-gathers the embeddings (with gradients) so every rank scores its clips
-against the global batch, as in CLIP (Radford et al. 2021).
+DDP over W = nodes × devices processes (:mod:`cinefm.train.launch`): ``batch_size`` is
+per process, so the global batch is W·batch_size (the method: 4 × 32 = 128). The
+negatives are per process by default (each rank's loss over its own batch, B − 1
+negatives per clip; gradients averaged by DDP), as the method trained.
+``pretrain.gather_negatives: true`` all-gathers the embeddings with gradients
+(Lightning's ``all_gather(sync_grads=True)``, i.e. ``torch.distributed.nn.functional.all_gather``
+as open_clip's ``gather_features(gather_with_grad=True)``) so every rank computes the
+loss over the global batch (W·B − 1 negatives); since all ranks then hold the same loss
+and the gather's backward sums their gradients, DDP's average is exactly the gradient
+of one process with the global batch. The learning rate is ``pretrain.lr`` as stated
+(``lr_scaling: none``, the method) or scaled with the global batch against
+``lr_reference_batch`` (``linear``: Goyal et al. 2017; ``sqrt``), see :func:`effective_lr`.
+A run resumed on another number of processes logs the old and new world size, global
+batch, negatives and learning rate, and moves the optimizer to the new learning rate.
 
 Validation: the loss on validation batches (clips of a study are consecutive, so a
 batch holds near-duplicate reports and this loss runs above the training loss) and
@@ -30,9 +40,10 @@ next to chance (k/N).
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -150,15 +161,109 @@ class PretrainModule(L.LightningModule):
     def configure_optimizers(self) -> dict:
         params = [p for p in self.model.parameters() if p.requires_grad]
         fused = self.device.type == "cuda"  # fused AdamW kernels exist for CUDA tensors only
-        optimizer = torch.optim.AdamW(params, lr=float(self.cfg["lr"]), weight_decay=float(self.cfg["weight_decay"]),
+        lr = effective_lr(self.cfg, self._trainer.world_size if self._trainer is not None else 1)
+        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=float(self.cfg["weight_decay"]),
                                       eps=float(self.cfg["eps"]), fused=fused)
         scheduler = torch.optim.lr_scheduler.MultiStepLR(
             optimizer, milestones=[int(m) for m in self.cfg["lr_milestones"]], gamma=float(self.cfg["lr_gamma"]))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
+    # ---------------------------------------------------------- world size
+    def layout(self) -> WorldLayout:
+        """This run's processes, global batch, negatives per clip and learning rate."""
+        t = self.trainer
+        return world_layout(self.cfg, t.world_size, t.num_nodes, t.num_devices)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[LAYOUT_KEY] = asdict(self.layout())
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._resumed_layout = checkpoint.get(LAYOUT_KEY)
+
+    def on_train_start(self) -> None:
+        now = self.layout()
+        old = getattr(self, "_resumed_layout", None)
+        if self.trainer.is_global_zero:
+            log.info("DDP layout: %s", now.describe())
+        if old is None:
+            return
+        was = WorldLayout(**old)
+        if was.world_size != now.world_size and self.trainer.is_global_zero:
+            log.warning("resuming at epoch %d on another world size: %s (the checkpoint's) -> %s; the data of "
+                        "each epoch is now split over %d processes", self.current_epoch + 1, was.describe(),
+                        now.describe(), now.world_size)
+        if not math.isclose(was.lr, now.lr, rel_tol=1e-12):
+            rescale_lr(self.trainer, now.lr / was.lr)
+
     def on_train_epoch_start(self) -> None:
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=False, on_epoch=True,
                  batch_size=1)
+
+
+LAYOUT_KEY = "cinefm_world_layout"  # checkpoint entry: the WorldLayout the checkpoint was written under
+LR_SCALINGS = ("none", "linear", "sqrt")
+
+
+def effective_lr(pre: Mapping[str, Any], world_size: int) -> float:
+    """The learning rate for ``world_size`` processes of ``pretrain.batch_size`` each.
+
+    ``lr_scaling``: ``none`` → ``lr`` (the method: 4.8e-5 at its global batch of 128, no
+    rule stated); ``linear`` → ``lr · G / lr_reference_batch`` with G = world_size ·
+    batch_size (Goyal et al. 2017, "Accurate, large minibatch SGD"); ``sqrt`` →
+    ``lr · sqrt(G / lr_reference_batch)`` (the square-root rule often used with Adam).
+    """
+    mode = str(pre.get("lr_scaling", "none"))
+    if mode not in LR_SCALINGS:
+        raise ConfigError(f"config.pretrain.lr_scaling: {mode!r}; one of {', '.join(LR_SCALINGS)}")
+    lr = float(pre["lr"])
+    if mode == "none":
+        return lr
+    ratio = max(1, int(world_size)) * int(pre["batch_size"]) / float(pre["lr_reference_batch"])
+    return lr * (ratio if mode == "linear" else math.sqrt(ratio))
+
+
+@dataclass(frozen=True)
+class WorldLayout:
+    """Processes of a run and what follows from them (stored in every checkpoint)."""
+
+    world_size: int
+    num_nodes: int
+    devices: int
+    batch_per_device: int
+    global_batch: int
+    negatives_per_clip: int
+    gather_negatives: bool
+    lr: float
+
+    def describe(self) -> str:
+        where = "across ranks (all-gather)" if self.gather_negatives else "per device"
+        return (f"world size {self.world_size} ({self.num_nodes} node(s) x {self.devices} device(s)), batch "
+                f"{self.batch_per_device} per device, global batch {self.global_batch}, {self.negatives_per_clip} "
+                f"negatives per clip ({where}), lr {self.lr:.4g}")
+
+
+def world_layout(pre: Mapping[str, Any], world_size: int, num_nodes: int = 1, devices: int = 1) -> WorldLayout:
+    """The :class:`WorldLayout` of ``world_size`` processes under the ``pretrain`` section ``pre``."""
+    batch = int(pre["batch_size"])
+    gather = bool(pre.get("gather_negatives")) and world_size > 1
+    return WorldLayout(int(world_size), int(num_nodes), int(devices), batch, batch * int(world_size),
+                       batch * (int(world_size) if gather else 1) - 1, gather, effective_lr(pre, world_size))
+
+
+def rescale_lr(trainer: L.Trainer, factor: float) -> None:
+    """Multiply the learning rate of every optimizer group and the schedulers' base by ``factor``.
+
+    A resumed optimizer and MultiStepLR restore the learning rate of the old world size;
+    with ``lr_scaling`` other than ``none`` the new world size needs its own.
+    """
+    for optimizer in trainer.optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] *= factor
+            if "initial_lr" in group:
+                group["initial_lr"] *= factor
+    for config in trainer.lr_scheduler_configs:
+        config.scheduler.base_lrs = [lr * factor for lr in config.scheduler.base_lrs]
+    log.info("learning rate x %.4g for the new world size", factor)
 
 
 def validation_recall(video: torch.Tensor, text: torch.Tensor, study_codes: torch.Tensor,

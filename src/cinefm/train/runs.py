@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 # pretrain keys that may change between attempts of one run (hardware, book-keeping, evaluation).
 RESUMABLE_KEYS = frozenset({
-    "run", "epochs", "num_workers", "checkpoint_every", "keep_checkpoints", "gpus", "threads", "mem_mb",
+    "run", "epochs", "num_workers", "checkpoint_every", "keep_checkpoints", "nodes", "devices_per_node", "launch",
+    "threads", "mem_mb",
     "runtime", "precision", "compile", "loggers", "progress_bar", "log_every_steps", "val_every",
     "recall_ks", "umap_neighbors", "umap_min_dist", "structure_k", "structure_permutations",
 })
@@ -244,9 +245,14 @@ def rank_log_file(log_file: str | os.PathLike | None, env: Mapping[str, str] = o
     """The log file of this process: ``log_file`` on rank 0, ``<log_file>.rank<N>`` on DDP rank N.
 
     DDP ranks started by Lightning re-run the entry script; without this they would
-    truncate rank 0's log.
+    truncate rank 0's log. N is the global rank: ``SLURM_PROCID`` when srun started
+    several tasks (:mod:`cinefm.train.launch`), else Lightning's ``LOCAL_RANK`` (one node).
     """
     if log_file is None:
         return None
-    rank = env.get("LOCAL_RANK", "0")
+    srun_tasks = env.get("SLURM_NTASKS", "1").split("(")[0]
+    if srun_tasks.isdigit() and int(srun_tasks) > 1 and env.get("SLURM_PROCID"):
+        rank = env["SLURM_PROCID"]
+    else:
+        rank = env.get("LOCAL_RANK", "0")
     return str(log_file) if rank in ("", "0") else f"{log_file}.rank{rank}"

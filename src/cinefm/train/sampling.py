@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Sampler
 from cinefm.config import ConfigError
 from cinefm.data.collate import ClipCollate
 from cinefm.data.datamodules import PretrainDataModule
-from cinefm.data.seeding import seed_worker, stable_seed
+from cinefm.data.seeding import rank_strided, seed_worker, stable_seed
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,23 @@ class StudyBatchDataModule(PretrainDataModule):
                           persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available())
 
 
+class StridedPretrainDataModule(PretrainDataModule):
+    """:class:`~cinefm.data.datamodules.PretrainDataModule` whose DDP ranks share each global batch in order.
+
+    Under DDP the training sampler is a :class:`~cinefm.data.seeding.RankStridedSampler`:
+    the global batches are those of one process with the global batch size, whatever
+    the number of processes (Lightning leaves a DistributedSampler as it is).
+    """
+
+    def train_dataloader(self) -> DataLoader:
+        loader = super().train_dataloader()
+        trainer = self.trainer
+        if trainer is None:
+            return loader
+        return rank_strided(loader, trainer.world_size, trainer.global_rank)
+
+
 def pretrain_datamodule(config: Mapping, **paths) -> PretrainDataModule:
     """The pre-training DataModule of ``config``: study-distinct batches when ``pretrain.study_batches``."""
-    cls = StudyBatchDataModule if config["pretrain"]["study_batches"] else PretrainDataModule
+    cls = StudyBatchDataModule if config["pretrain"]["study_batches"] else StridedPretrainDataModule
     return cls.from_config(config, **paths)
