@@ -58,5 +58,6 @@ def _predict(args: argparse.Namespace) -> int:
     result = run_predict(args.model, args.dicom_root, args.out, jobs=args.jobs, device=args.device,
                          batch_size=args.batch_size, phantom=args.phantom, key_file=args.key_file)
     counts = result.studies["status"].value_counts()
-    print("\t".join(f"{k} {v}" for k, v in counts.items()) + f"\t{result.out / 'predictions.csv'}")
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items()) or "no study found"
+    print(f"{len(result.studies)} studies: {summary}\t{result.out / 'predictions.csv'}")
     return 0
