@@ -209,3 +209,15 @@ def test_no_phi_in_any_output(trained, lvef_out, disease_out):
     assert len(texts) > 20
     leaks = {(name, s) for name, text in texts.items() for s in phi if s in text}
     assert not leaks
+
+
+def test_export_refuses_a_config_that_no_longer_describes_the_ingestion(trained, tmp_path):
+    from cinefm.config import deep_merge
+    from cinefm.inference.export import ExportError, export_model
+
+    changed = deep_merge(trained.config, {"ingest": {"frame_size": 32}})
+    with pytest.raises(ExportError, match="frame_size 16, but the config says 32"):
+        export_model(LVEF, changed, trained.results, tmp_path / "m")
+    with pytest.raises(ExportError, match="not found; run the finetune job"):
+        export_model("lvef_kinetics_transfer_100", trained.config, trained.results, tmp_path / "m")
+    assert not (tmp_path / "m").exists()

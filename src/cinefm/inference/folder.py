@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ import pandas as pd
 import yaml
 
 from cinefm import __version__
+
+log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
 FOLDER_SCHEMA = 1
@@ -218,6 +221,11 @@ def load_model_folder(root: PathLike) -> ModelFolder:
         problem = compatibility_problem(package, str(manifest["versions"].get(package, "")), installed[package])
         if problem:
             raise ModelFolderError(f"{root}: {problem}")
+    other = {k: (v, installed[k]) for k, v in manifest["versions"].items()
+             if k in installed and installed[k] != v and k != "python"}
+    if other:
+        log.warning("model %s was exported with %s; scores may differ in the last digits", manifest["name"],
+                    ", ".join(f"{k} {a} (installed {b})" for k, (a, b) in sorted(other.items())))
     pre = check_preprocessing(_read_yaml(root / PREPROCESSING), str(root / PREPROCESSING))
     thresholds = pd.read_csv(root / THRESHOLDS, dtype={"task": str, "call_for": str, "point": str,
                                                        "direction": str})

@@ -89,6 +89,10 @@ def load_module(folder: ModelFolder):
     head = folder.manifest["head"]
     try:
         module = FinetuneModule(recipe, target_mean=head["target_mean"], target_std=head["target_std"])
+    except (KeyError, ValueError, TypeError) as err:
+        raise ModelFolderError(f"{folder.recipe_path}: this cinefm {__version__} cannot build the recipe's model "
+                               f"({err})") from err
+    try:
         module.model.load_state_dict(load_file(str(folder.weights_path)), strict=True)
     except (KeyError, ValueError, RuntimeError) as err:
         raise ModelFolderError(f"{folder.weights_path}: the weights do not fit the recipe's model ({err})") from err
