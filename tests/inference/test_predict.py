@@ -221,3 +221,26 @@ def test_export_refuses_a_config_that_no_longer_describes_the_ingestion(trained,
     with pytest.raises(ExportError, match="not found; run the finetune job"):
         export_model("lvef_kinetics_transfer_100", trained.config, trained.results, tmp_path / "m")
     assert not (tmp_path / "m").exists()
+
+
+def test_a_study_whose_hdf5_cannot_be_read_fails_alone(trained, lvef_out, tmp_path):
+    import h5py
+
+    from cinefm.data.h5 import scan_series
+    from cinefm.inference.predict import load_module, resolve_device, score_studies
+
+    folder = load_model_folder(trained.models[LVEF])
+    good = sorted((lvef_out.out / "h5").rglob("*.h5"))[0]
+    with h5py.File(good) as fh:
+        ids = {"patient_id": str(fh.attrs["patient_id"]), "study_id": str(fh.attrs["study_id"])}
+    series = scan_series(pd.DataFrame([{**ids, "h5": str(good)}]))
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes(good.read_bytes()[:2048])
+    series = pd.concat([series, series.assign(study_id="Sbroken", h5=str(broken))], ignore_index=True)
+    rows: list[dict] = []
+    failures = score_studies(load_module(folder), series, folder.preprocessing["clip"], folder.tasks,
+                             device=resolve_device("cpu"), batch_size=2, chunk=8, on_chunk=rows.extend)
+    assert list(failures) == ["Sbroken"] and failures["Sbroken"].startswith("unreadable_h5")
+    assert [r["study_id"] for r in rows] == [ids["study_id"]]
+    expected = lvef_out.predictions.set_index("study_id").loc[ids["study_id"], "score"]
+    assert rows[0]["score"] == pytest.approx(expected, abs=1e-5)

@@ -170,11 +170,26 @@ def calls(rows: pd.DataFrame, thresholds: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
+def _load_items(ds, indices: range, failures: dict[str, str]) -> list[dict]:
+    """Items ``indices`` of ``ds``; a study whose HDF5 cannot be read goes to ``failures`` with the reason."""
+    items = []
+    for i in indices:
+        try:
+            items.append(ds[i])
+        except (OSError, ValueError, KeyError, RuntimeError) as err:
+            study = ds.studies[i]
+            failures[study] = f"unreadable_h5: {type(err).__name__}: {err}"
+            log.warning("study %s: %s", study, failures[study])
+    return items
+
+
 def score_studies(module, series: pd.DataFrame, clip: dict, tasks: list[str], *, device: torch.device,
-                  batch_size: int, chunk: int, on_chunk) -> None:
-    """Score the studies of ``series`` in chunks of ``chunk`` studies; ``on_chunk(rows)`` after each."""
+                  batch_size: int, chunk: int, on_chunk) -> dict[str, str]:
+    """Score the studies of ``series`` in chunks of ``chunk`` studies; ``on_chunk(rows)`` after each.
+
+    Returns the studies that could not be read, with the reason (the others are scored).
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from torch.utils.data import DataLoader
 
     from cinefm.data.collate import collate_studies
     from cinefm.data.datasets import StudyDataset
@@ -184,6 +199,7 @@ def score_studies(module, series: pd.DataFrame, clip: dict, tasks: list[str], *,
     spec = ClipSpec(frames=clip["frames"], size=clip["size"], mean=clip["mean"], std=clip["std"],
                     channels=clip["channels"], motion_gain=clip["motion_gain"], motion_crop=clip["motion_crop"])
     studies = list(pd.unique(series["study_id"]))
+    failures: dict[str, str] = {}
     module.to(device)
     with Progress(TextColumn("predict"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   disable=not log.isEnabledFor(logging.INFO)) as bar:
@@ -196,9 +212,14 @@ def score_studies(module, series: pd.DataFrame, clip: dict, tasks: list[str], *,
                               sax_fraction=float(clip["sax_fraction"]), reader=H5Reader(), require_target=False)
             rows = []
             try:
-                loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_studies)
                 with torch.inference_mode():
-                    for i, batch in enumerate(loader):
+                    for i, first in enumerate(range(0, len(ds), batch_size)):
+                        indices = range(first, min(first + batch_size, len(ds)))
+                        items = _load_items(ds, indices, failures)
+                        bar.advance(progress, len(indices))
+                        if not items:
+                            continue
+                        batch = collate_studies(items)
                         used = {s: [v for v in views if v] for s, views in zip(batch["study_id"], batch["views"],
                                                                                 strict=True)}
                         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -206,10 +227,10 @@ def score_studies(module, series: pd.DataFrame, clip: dict, tasks: list[str], *,
                             views = used[row["study_id"]]
                             row.update(views=";".join(v for v in VIEWS if v in views), n_clips=len(views))
                             rows.append(row)
-                        bar.advance(progress, len(batch["study_id"]))
             finally:
                 ds.reader.close()
             on_chunk(rows)
+    return failures
 
 
 def _previous(path: Path, digest: str, inputs: dict[str, str]) -> pd.DataFrame:
@@ -308,6 +329,8 @@ def run_predict(model_dir: PathLike, dicom_root: PathLike, out: PathLike, *, job
     parts = [kept] if len(kept) else []
 
     def on_chunk(rows: list[dict]) -> None:
+        if not rows:
+            return
         new = pd.DataFrame(rows).assign(model=folder.name, model_digest=folder.digest)
         new["input_digest"] = new["study_id"].map(inputs)
         parts.append(_ordered(calls(new, folder.thresholds), folder.thresholds))
@@ -317,7 +340,8 @@ def run_predict(model_dir: PathLike, dicom_root: PathLike, out: PathLike, *, job
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, int(jobs)))
     try:
-        score_studies(module, todo, clip, folder.tasks, device=dev, batch_size=size, chunk=chunk, on_chunk=on_chunk)
+        failures = score_studies(module, todo, clip, folder.tasks, device=dev, batch_size=size, chunk=chunk,
+                                 on_chunk=on_chunk)
     finally:
         torch.set_num_threads(threads)
     predictions = (_ordered(pd.concat(parts, ignore_index=True), folder.thresholds) if parts
@@ -325,6 +349,8 @@ def run_predict(model_dir: PathLike, dicom_root: PathLike, out: PathLike, *, job
     write_csv(predictions, pred_csv)
     scored = studies["study_id"].isin(predictions["study_id"])
     studies.loc[scored, ["status", "reason"]] = ["scored", ""]
+    for study, reason in failures.items():
+        studies.loc[studies["study_id"].eq(study), ["status", "reason"]] = ["failed", reason]
     leftover = studies["status"].eq("ingested")
     if leftover.any():  # cannot happen unless scoring skipped a study: say so rather than drop it
         studies.loc[leftover, ["status", "reason"]] = ["failed", "not_scored: the study was ingested but not scored"]
