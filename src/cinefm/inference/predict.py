@@ -274,7 +274,8 @@ def summary_html(folder: ModelFolder, predictions: pd.DataFrame, studies: pd.Dat
     e = html.escape
     per_task = []
     for task, grp in predictions.groupby("task", sort=True):
-        row = {"task": task, "studies": len(grp), "mean score": grp["score"].mean(),
+        row = {"task": task, "calls for": grp["call_for"].iloc[0], "studies": len(grp),
+               "mean score": grp["score"].mean(),
                "min": grp["score"].min(), "max": grp["score"].max()}
         for c in [c for c in grp.columns if c.startswith("call_") and c != "call_for"]:
             row[f"positive {c[5:]}"] = "" if grp[c].isna().all() else int(grp[c].fillna(0).sum())
