@@ -241,6 +241,9 @@ def _previous(path: Path, digest: str, inputs: dict[str, str]) -> pd.DataFrame:
                                    "input_digest": str, "task": str})
     if not {"model_digest", "input_digest", "study_id"} <= set(old.columns):
         return pd.DataFrame()
+    other = sorted(set(old["model_digest"].dropna()) - {digest})
+    if other:
+        log.warning("%s: rows of other model(s) %s are replaced (use one --out folder per model)", path, other)
     keep = old["model_digest"].eq(digest) & (old["input_digest"] == old["study_id"].map(inputs))
     return old[keep]
 
@@ -304,9 +307,9 @@ def run_predict(model_dir: PathLike, dicom_root: PathLike, out: PathLike, *, job
                 key_file: PathLike | None = None) -> PredictResult:
     """Ingest ``dicom_root``, score every study with the model folder, write the outputs (module docstring)."""
     t0 = time.perf_counter()
+    dev = resolve_device(device)
     folder = load_model_folder(model_dir)
     module = load_module(folder)
-    dev = resolve_device(device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ingest(folder, dicom_root, out, jobs=max(1, int(jobs)), phantom=phantom, key_file=key_file)
