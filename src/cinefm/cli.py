@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "cinefm.text.cli",
     "cinefm.labels.cli",
     "cinefm.train.cli",
+    "cinefm.inference.cli",
     "cinefm.embed.cli",
     "cinefm.viz.cli",
     "cinefm.stats.cli",

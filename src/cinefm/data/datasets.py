@@ -93,14 +93,17 @@ class StudyDataset(Dataset):
 
     Item: ``video`` (K, C, T, H, W) float32, ``views`` list of K view names, ``slices``
     (K,) int64, ``target`` (n_tasks,) float32 (NaN = unknown), ``study_id``, ``patient_id``.
+    ``require_target=False`` keeps studies without any known target (inference).
     """
 
     def __init__(self, series: pd.DataFrame, targets: pd.DataFrame, transform: ClipTransform, *,
-                 seed: int, sax_fraction: float = 1.0, reader: SeriesReader | None = None) -> None:
+                 seed: int, sax_fraction: float = 1.0, reader: SeriesReader | None = None,
+                 require_target: bool = True) -> None:
         if not 0.0 < sax_fraction <= 1.0:
             raise ValueError(f"config.finetune.lvef/disease.sax_fraction must lie in (0, 1], got {sax_fraction}")
         self.tasks = list(targets.columns)
-        known = targets.notna().any(axis=1)
+        # inference (cinefm.inference.predict) scores studies whose targets are unknown (all NaN)
+        known = targets.notna().any(axis=1) if require_target else pd.Series(True, index=targets.index)
         studies = pd.unique(series["study_id"])
         keep = [s for s in studies if s in targets.index and bool(known.get(s, False))]
         self.exclusions = Counter({"studies_without_target": len(studies) - len(keep)})
