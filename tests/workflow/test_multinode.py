@@ -51,9 +51,10 @@ def rule_snakefile(root: Path, config: dict) -> Path:
     path = root / "Snakefile"
     path.write_text(f"""configfile: "config.yaml"
 R = config["results"]
-FINAL_TARGETS = []
 def env(name):
     return f"../../envs/{{name}}.yaml"
+def pretrain_dir():
+    return f"{{R}}/pretrain/{{config['pretrain']['run']}}"
 include: {str(REPO_ROOT / "workflow" / "rules" / "pretrain.smk")!r}
 """)
     return path

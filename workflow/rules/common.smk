@@ -33,8 +33,8 @@ def finetune_config():
     """Everything a fine-tuning job resolves its recipe from (cinefm.train.recipe); finetune.select and
     finetune.experiments only pick jobs, and an external cohort contributes its weights and overrides."""
     external = {
-        name: {"finetune": {k: v for k, v in (section.get("finetune") or {}).items() if k in ("weights", "overrides")}}
-        for name, section in config["external"].items() if section
+        name: {"finetune": {k: v for k, v in section["finetune"].items() if k in ("weights", "overrides")}}
+        for name, section in config["external"].items() if section and section.get("finetune")
     }
     return {
         **{k: config[k] for k in ("labels", "splits", "data", "models")},
