@@ -72,6 +72,7 @@ def test_profile_places_gpu_rules_on_gpu_partitions_without_gres():
     expected = {
         "pretrain": (site["a100_partition"], site["a100_model"], 4),
         "finetune": (site["a100_partition"], site["a100_model"], 1),
+        "finetune_disease": (site["a100_partition"], site["a100_model"], 1),
         "external_test": (site["b200_partition"], site["b200_model"], 1),
         "echonet_finetune": (site["b200_partition"], site["b200_model"], 1),
         "attention_videos": (site["a100_partition"], site["a100_model"], 1),

@@ -15,4 +15,5 @@ run_finetune(
     out_hparams=snakemake.output.hparams,
     gpus=snakemake.resources.get("gpu"),
     threads=snakemake.threads,
+    disease=snakemake.params.get("disease"),  # finetune_disease: one disease of a task: diseases file
 )

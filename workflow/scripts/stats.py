@@ -7,4 +7,4 @@ setup_logging(snakemake.log[0])
 write_stats(snakemake.input.predictions, Path(snakemake.output.auroc).parent, snakemake.params.config,
             figures_dir=snakemake.output.figures,
             cohort_tables=CohortTables(Path(snakemake.input.labels), Path(snakemake.input.splits),
-                                       Path(snakemake.input.fractions)))
+                                       Path(snakemake.input.fractions)) if snakemake.params.lvef_subgroups else None)
