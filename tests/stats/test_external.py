@@ -85,3 +85,20 @@ def test_figures_are_written_per_cohort(external_run):
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == [
         "acdc/roc_dcm_transfer_100.png", "kaggle_dsb/bland_altman_lvef_clip_transfer_100.png",
         "kaggle_dsb/roc_heart_failure_transfer_100.png"]
+
+
+def test_report_shows_the_external_validation_tables_and_each_cohorts_figures(external_run, tmp_path):
+    from cinefm.report.html import external_validation_section
+
+    out = external_run[0]
+    results = tmp_path / "results"
+    (results / "stats").mkdir(parents=True)
+    for name in ("external.csv", "external_delong.csv"):
+        (results / "stats" / name).write_bytes((out / name).read_bytes())
+    (out / "figures").rename(results / "stats" / "external_figures")
+    body = external_validation_section(results, {"external": {"evaluate": True}}).body
+    assert "kaggle_dsb" in body and "acdc" in body and "dcm_kinetics_transfer_100" in body
+    assert "Heart failure" in body or "heart_failure" in body
+    assert body.count("<img") == 3 and "p (DeLong)" in body
+    absent = external_validation_section(tmp_path / "none", {"external": {"evaluate": True}}).body
+    assert "Not available" in absent and "external_stats" in absent
