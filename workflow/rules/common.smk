@@ -35,7 +35,8 @@ def finetune_config():
     finetune.experiments only pick jobs, and an external cohort contributes its weights and overrides."""
     external = {
         name: {"finetune": {k: v for k, v in (section.get("finetune") or {}).items() if k in ("weights", "overrides")}}
-        for name, section in config["external"].items() if isinstance(section, dict)
+        # only cohorts with a finetune section (echonet): the schema has none for ukb/acdc/kaggle
+        for name, section in config["external"].items() if isinstance(section, dict) and "finetune" in section
     }
     return {
         **{k: config[k] for k in ("labels", "splits", "data", "models")},
