@@ -21,6 +21,7 @@ include: "workflow/rules/finetune.smk"
 include: "workflow/rules/external.smk"
 include: "workflow/rules/echo.smk"
 include: "workflow/rules/attention.smk"
+include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/stats.smk"
 
 

@@ -11,6 +11,9 @@ from cinefm.report.html import external_flow_section
 from .dag import dry_run_jobs
 
 COHORT_RULES = {"ukb", "ukb_phantom", "acdc", "acdc_phantom", "kaggle", "kaggle_phantom"}
+# demo runs: LVEF and diseases, init clip and kinetics; ACDC has both references, Kaggle LVEF only
+DEMO_RUNS = 4
+EXTERNAL_TESTS = DEMO_RUNS + 2
 
 
 def _dry_run(tmp_path: Path, enabled: bool) -> dict[str, int]:
@@ -18,6 +21,7 @@ def _dry_run(tmp_path: Path, enabled: bool) -> dict[str, int]:
         config["external"]["echonet"]["phantom"]["enabled"] = False
         for cohort in ("ukb", "acdc", "kaggle"):
             config["external"][cohort]["enabled"] = enabled
+        config["finetune"]["lvef"]["cohort"] = "ukb" if enabled else "reports"
 
     return dry_run_jobs(tmp_path, edit)
 
@@ -27,7 +31,11 @@ def test_enabled_cohorts_add_one_adapter_and_one_release_job_each(tmp_path):
     off = _dry_run(tmp_path / "off", enabled=False)
     assert {k: on.get(k) for k in COHORT_RULES} == dict.fromkeys(COHORT_RULES, 1)
     assert not COHORT_RULES & set(off)
-    assert on["total"] == off["total"] + 6 and on["report"] == off["report"] == 1
+    # + the UK Biobank LVEF split, one external test per (cohort, run with a reference there), the tables
+    assert (on["ukb_splits"], on["external_test"], on["external_stats"]) == (1, EXTERNAL_TESTS, 1)
+    assert not {"ukb_splits", "external_test", "external_stats"} & set(off)
+    assert on["total"] == off["total"] + 6 + 1 + EXTERNAL_TESTS + 1 and on["report"] == off["report"] == 1
+    assert on["finetune"] == off["finetune"] == DEMO_RUNS
 
 
 def test_report_shows_each_cohorts_flow(tmp_path):

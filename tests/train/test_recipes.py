@@ -146,3 +146,20 @@ def test_the_sections_the_finetune_rule_passes_resolve_the_same_recipe_as_the_wh
     subset["finetune"]["lvef"]["lr"] = "fast"
     with pytest.raises(ConfigError, match=r"config.finetune.lvef.lr: 'fast' is not of type 'number'"):
         resolve_recipe(ECHO / "echonet_r2plus1d_18_lvef.yaml", subset)
+
+
+def test_per_disease_run_of_a_diseases_file_is_a_one_output_model_named_for_its_disease():
+    config = load_config(DEFAULT_CONFIG)
+    path = DEFAULT_CONFIG.parent / "experiments" / "disease_clip_finetune_10.yaml"
+    whole = resolve_recipe(path, config)
+    one = resolve_recipe(path, config, disease="rv_dilation")
+    assert whole.tasks == tuple(config["labels"]["diseases"]) and whole.experiment == "disease_clip_finetune_10"
+    assert (one.experiment, one.task, one.tasks) == ("rv_dilation_clip_finetune_10", "rv_dilation", ("rv_dilation",))
+    # everything but the identity and the outputs is the file's multi-label recipe
+    assert (one.init, one.mode, one.fraction, one.optimizer, one.budget) == (
+        whole.init, whole.mode, whole.fraction, whole.optimizer, whole.budget)
+    with pytest.raises(ExperimentError, match="'heart_failure' is not one of config labels.diseases"):
+        resolve_recipe(path, config, disease="heart_failure")
+    lvef = DEFAULT_CONFIG.parent / "experiments" / "lvef_clip_finetune_10.yaml"
+    with pytest.raises(ExperimentError, match="only a 'task: diseases' file has one run per disease"):
+        resolve_recipe(lvef, config, disease="hcm")

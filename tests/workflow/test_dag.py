@@ -4,7 +4,7 @@ import re
 
 import yaml
 
-from cinefm.config import DEFAULT_CONFIG
+from cinefm.config import DEFAULT_CONFIG, REPO_ROOT
 
 
 def test_dry_run_lists_the_pipeline(snakemake, tmp_path):
@@ -34,19 +34,45 @@ def test_bad_config_value_fails_with_its_path(snakemake, tmp_path):
 
 def test_paper_config_dry_runs_the_full_dag_at_paper_scale(snakemake, tmp_path):
     """The paper config on a (placeholder) real archive: every stage, 256 shards, every experiment."""
-    (tmp_path / "dicom").mkdir()
+    for folder in ("dicom", "ukb", "acdc", "kaggle"):
+        (tmp_path / folder).mkdir()
     (tmp_path / "reports.csv").write_text("patient_id,accession_number,report_text\n")
+    (tmp_path / "lvef.csv").write_text("eid,22420-2.0\n")
     over = tmp_path / "site.yaml"
     over.write_text(yaml.safe_dump({"results": str(tmp_path / "results"),
                                     "cohort": {"dicom_root": str(tmp_path / "dicom"),
-                                               "reports_csv": str(tmp_path / "reports.csv")}}))
+                                               "reports_csv": str(tmp_path / "reports.csv")},
+                                    "external": {"ukb": {"root": str(tmp_path / "ukb"),
+                                                         "lvef": str(tmp_path / "lvef.csv")},
+                                                 "acdc": {"root": str(tmp_path / "acdc")},
+                                                 "kaggle": {"root": str(tmp_path / "kaggle")}}}))
     paper = DEFAULT_CONFIG.with_name("paper.yaml")
-    proc = snakemake("-n", "--cores", "2", "--configfile", str(paper), str(over), check=True)
+    proc = snakemake("-n", "--profile", str(REPO_ROOT / "profiles" / "slurm"), "--configfile", str(paper), str(over),
+                     check=True)
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, flags=re.M))
-    n_experiments = len(list(DEFAULT_CONFIG.parent.glob("experiments/*.yaml")))
+    resources = dict(re.findall(r"^rule (\w+):\n(?:    .*\n)*?    resources: (.*)$", proc.stdout, flags=re.M))
+    for rule in ("finetune", "finetune_disease", "external_test"):  # GPU partitions of the profile's site block
+        assert re.search(r"slurm_partition=(a100|b200),", resources[rule] + ",") and "gpu=1" in resources[rule], rule
+    assert "slurm_partition=b200" in resources["external_test"]
+    files = [yaml.safe_load(p.read_text()) for p in DEFAULT_CONFIG.parent.glob("experiments/*.yaml")]
+    n_lvef = sum(f["task"] == "lvef" for f in files)
+    n_disease = sum(f["task"] == "diseases" for f in files)
+    diseases = yaml.safe_load(paper.read_text())["labels"]["diseases"]
     assert counts["ingest_scan"] == counts["ingest_extract"] == "256"
-    assert counts["finetune"] == str(n_experiments)
-    for rule in ("reports", "labels", "splits", "pretrain", "stats", "report"):
+    # one model per disease, init, mode and fraction (finetune.disease.models: per_disease): the disease is a
+    # wildcard of finetune_disease; the LVEF files train on the UK Biobank cohort's own split
+    assert counts["finetune"] == str(n_lvef)
+    assert counts["finetune_disease"] == str(n_disease * len(diseases))
+    for d in diseases:
+        assert re.search(rf"^    output: \S+/finetune/{d}_clip_finetune_10/best\.ckpt", proc.stdout, flags=re.M), d
+    assert "finetune/disease_clip_finetune_10/" not in proc.stdout  # no multi-label model under per_disease
+    # every trained model on ACDC (LVEF + its four disease groups) and on the Kaggle DSB (LVEF)
+    acdc_diseases = {"dcm", "hcm", "prior_mi", "rv_dilation"} & set(diseases)
+    assert counts["external_test"] == str(n_lvef + n_disease * len(acdc_diseases) + n_lvef)
+    assert re.search(r"^    output: \S+/external_test/acdc/hcm_kinetics_transfer_25/predictions\.csv", proc.stdout,
+                     flags=re.M)
+    assert "external_test/acdc/amyloidosis_" not in proc.stdout and "external_test/kaggle/hcm_" not in proc.stdout
+    for rule in ("reports", "labels", "splits", "ukb_splits", "pretrain", "stats", "external_stats", "report"):
         assert counts[rule] == "1", rule
     assert "phantom" not in counts
 

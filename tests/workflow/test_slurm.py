@@ -84,6 +84,7 @@ def test_profile_places_gpu_rules_on_gpu_partitions_without_gres():
     expected = {
         "pretrain": (site["a100_partition"], site["a100_model"], None),  # count: the config's
         "finetune": (site["a100_partition"], site["a100_model"], None),
+        "finetune_disease": (site["a100_partition"], site["a100_model"], None),
         "external_test": (site["b200_partition"], site["b200_model"], 1),
         "echonet_finetune": (site["b200_partition"], site["b200_model"], 1),
         "attention_videos": (site["a100_partition"], site["a100_model"], 1),

@@ -43,7 +43,10 @@ TINY = {
     },
     "pretrain": {"batch_size": 4, "epochs": 1, "threads": 1, "recall_ks": [1, 2], "log_every_steps": 1},
     "finetune": {"select": list(EXPERIMENTS), "mil_hidden": 8, "batch_size": 4,
-                 "lvef": {"max_steps": 4, "val_every_steps": 2}, "disease": {"epochs": 1}},
+                 # the main cohort's report-parsed LVEF: the UK Biobank and external-test branches have their own
+                 # tests (tests/external, tests/workflow/test_dag.py)
+                 "lvef": {"max_steps": 4, "val_every_steps": 2, "cohort": "reports"},
+                 "disease": {"epochs": 1, "models": "multi_label"}},
     "stats": {"bootstrap": 20},
     # heat-map videos of the baseline disease model: one test study, a long-axis view and the SAX stack
     "attention": {"experiments": [EXPERIMENTS[1]], "studies": 1, "views": ["4CH", "SAX"], "upscale": 2},

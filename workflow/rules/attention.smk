@@ -8,9 +8,7 @@ if attention_experiments():
 
     rule attention_videos:
         input:
-            ckpt=f"{finetune_dir()}/{{experiment}}/best.ckpt",
-            splits=f"{R}/splits/splits.csv",
-            studies=f"{R}/ingest/studies.csv",
+            unpack(attention_inputs),  # common.smk: the checkpoint, and the splits/manifest it was tested on
         output:
             videos=report(
                 directory(f"{R}/attention/{{experiment}}/videos"),

@@ -4,7 +4,8 @@
 import functools
 import os
 
-from cinefm.train.experiments import experiment_paths, load_experiment
+from cinefm.external.cohorts import cohort_tasks
+from cinefm.train.experiments import TASK_DISEASES, TASK_LVEF, disease_setup, experiment_paths, load_experiment, per_disease_name
 
 R = config["results"]
 COHORT = config["cohort"]
@@ -55,7 +56,7 @@ def final_targets():
     targets += [f"{R}/splits/splits.csv", f"{R}/splits/train_fractions.csv"]
     targets += [f"{pretrain}/{name}" for name in ("last.ckpt", "metrics.csv", "embeddings.h5", "retrieval.csv",
                                                    "umap.png", "structure.csv")]
-    experiments = finetune_experiments() + sorted(echo_experiments())
+    experiments = finetune_runs() + sorted(echo_experiments())
     targets += [f"{finetune}/{name}/{out}" for name in experiments for out in FINETUNE_OUTPUTS]
     if echonet_root():
         targets += [f"{R}/external/echonet/files.csv", f"{R}/external/echonet/studies.csv"]
@@ -63,6 +64,7 @@ def final_targets():
         targets.append(f"{R}/stats/echonet/comparison.csv")
     targets += [f"{R}/external/{c}/{t}.csv" for c in external_releases() for t in ("files", "studies")]
     targets += attention_report_inputs()
+    targets += external_test_outputs() + external_stats_outputs()
     targets.append(f"{R}/report/index.html")
     return targets
 
@@ -112,8 +114,82 @@ def mri_experiments():
 
 
 def finetune_experiments():
-    """Experiments a full run trains: config finetune.select, or every experiment file."""
+    """Experiment files a full run trains: config finetune.select, or every experiment file."""
     return [p.stem for p in experiment_paths(config["finetune"]["experiments"], config["finetune"]["select"])]
+
+
+def per_disease():
+    """True when a task: diseases file trains one model per disease (config finetune.disease.models)."""
+    return config["finetune"]["disease"].get("models", "multi_label") == "per_disease"
+
+
+@functools.cache
+def disease_setups():
+    """Setups of the task: diseases files (``disease_<setup>``): setup -> file name; the finetune_disease
+    rule trains ``<disease>_<setup>`` from the file. A per-disease run may not share its name with a file."""
+    out = {}
+    for name, exp in mri_experiments().items():
+        if exp.task != TASK_DISEASES:
+            continue
+        for disease in config["labels"]["diseases"]:
+            run = per_disease_name(name, disease)
+            if run in mri_experiments():
+                raise ValueError(f"{exp.path}: its {disease} run would be named {run!r}, as the experiment file "
+                                 f"{mri_experiments()[run].path}; with finetune.disease.models: per_disease "
+                                 "remove or rename one of them")
+        out[disease_setup(name)] = name
+    return out
+
+
+def finetune_runs():
+    """Fine-tuning runs (folders of results/finetune) of a full run: every selected file, a task: diseases
+    file as one run per disease when finetune.disease.models is per_disease."""
+    runs = []
+    for name in finetune_experiments():
+        if per_disease() and mri_experiments()[name].task == TASK_DISEASES:
+            runs += [per_disease_name(name, d) for d in config["labels"]["diseases"]]
+        else:
+            runs.append(name)
+    return runs
+
+
+def run_experiment(wildcards):
+    """The Experiment behind a finetune job (wildcard experiment) or a finetune_disease job (disease, setup)."""
+    if "setup" in wildcards.keys():
+        return mri_experiments()[disease_setups()[wildcards.setup]].for_disease(
+            wildcards.disease, config["labels"]["diseases"])
+    return run_of(wildcards.experiment)
+
+
+def run_of(run):
+    """The Experiment of a run name: an experiment file, or a per-disease run ``<disease>_<setup>``."""
+    return mri_experiments().get(run) or _per_disease_experiment(run)
+
+
+def lvef_on_ukb():
+    """True when LVEF experiments train on the UK Biobank cohort (config finetune.lvef.cohort: ukb)."""
+    if config["finetune"]["lvef"].get("cohort", "reports") != "ukb":
+        return False
+    if "ukb" not in external_releases():
+        raise ValueError("config.finetune.lvef.cohort: ukb needs the UK Biobank cohort — set external.ukb.enabled: "
+                         "true (and external.ukb.root, external.ukb.lvef), or finetune.lvef.cohort: reports")
+    return True
+
+
+def finetune_inputs(wildcards):
+    """Splits, manifest and labels of a fine-tuning job: the main cohort's, or the UK Biobank cohort's
+    (its participant-level split, results/splits/ukb.csv) for LVEF with finetune.lvef.cohort: ukb."""
+    exp = run_experiment(wildcards)
+    if exp.task == TASK_LVEF and lvef_on_ukb():
+        return {"splits": f"{R}/splits/ukb.csv", "studies": f"{R}/external/ukb/studies.csv",
+                "labels": f"{R}/external/ukb/labels.csv"}
+    return {"splits": f"{R}/splits/splits.csv", "studies": f"{R}/ingest/studies.csv",
+            "labels": f"{R}/labels/labels.csv"}
+
+
+def experiment_file(wildcards):
+    """The experiment file of a finetune / finetune_disease job."""
+    return str(run_experiment(wildcards).path)
 
 
 # External cohorts (external.smk, echo.smk): EchoNet-Dynamic, or its synthetic stand-in.
@@ -177,7 +253,7 @@ def stats_figure_kind(wildcards):
 
 def finetune_pretrain_ckpt(wildcards):
     """The contrastive checkpoint an experiment with init clip starts from ({} otherwise)."""
-    exp = mri_experiments()[wildcards.experiment]
+    exp = run_experiment(wildcards)
     if exp.init != "clip":
         return {}
     run = exp.pretrain_run or config["pretrain"]["run"]
@@ -219,6 +295,54 @@ def external_release_root(release):
     """The release folder from the adapter's ``release`` input (a folder, or the phantom's truth.csv)."""
     return release if os.path.isdir(release) and not release.endswith(".csv") else os.path.dirname(release)
 
+# External tests (evaluate.smk): every trained model on every enabled ACDC/Kaggle cohort, test units only.
+def external_test_cohorts():
+    """Cohorts (results/external/<name>/) that external_test jobs evaluate on — the enabled ACDC and Kaggle
+    releases when config external.evaluate ([] otherwise). UK Biobank trains LVEF and is never one."""
+    if not config["external"].get("evaluate", True):
+        return []
+    return [c for c in external_releases() if c != "ukb"]
+
+
+def external_test_runs(cohort):
+    """Runs of this workflow with at least one task the cohort has a reference for (cohort_tasks)."""
+    tasks = cohort_tasks(cohort)
+    out = []
+    for run in finetune_runs():
+        exp = run_of(run)
+        wanted = exp.tasks(config["labels"]["diseases"])
+        if tasks is None or set(wanted) & set(tasks):
+            out.append(run)
+    return out
+
+
+def _per_disease_experiment(run):
+    for setup, name in disease_setups().items():
+        disease = run[: -len(setup) - 1]
+        if run.endswith(f"_{setup}") and disease in config["labels"]["diseases"]:
+            return mri_experiments()[name].for_disease(disease, config["labels"]["diseases"])
+    raise KeyError(run)
+
+
+def external_test_outputs():
+    """results/external_test/<cohort>/<run>/predictions.csv of every (cohort, run) pair."""
+    return [f"{R}/external_test/{c}/{run}/predictions.csv" for c in external_test_cohorts()
+            for run in external_test_runs(c)]
+
+
+def external_stats_outputs():
+    """The external validation tables ([] without external cohorts)."""
+    if not external_test_outputs():
+        return []
+    return [f"{R}/stats/external.csv", f"{R}/stats/external_delong.csv"]
+
+
+def splits_external_cohorts():
+    """Test-only cohorts in splits.csv: config splits.external plus the external test cohorts (the leakage
+    check covers every unit a model is tested on)."""
+    return sorted(set(config["splits"]["external"]) | set(external_test_cohorts()))
+
+
 # Attention heat-map videos (attention.smk): MViT trunks only, refused with the reason otherwise.
 from cinefm.viz.support import check_supported
 
@@ -230,16 +354,23 @@ def attention_experiments():
     if not section:
         return []
     chosen = section["experiments"]
-    run = finetune_experiments()
+    run = finetune_runs()
     names = run if chosen is None else list(chosen)
     for name in names:
         if name not in run:
             raise ValueError(f"config.attention.experiments: {name!r} is not an experiment this run trains "
                              f"(config finetune.select / {config['finetune']['experiments']}: {sorted(run)}) — "
                              "add it there or remove it here")
-        exp = mri_experiments()[name]
+        exp = run_of(name)
         check_supported(exp.encoder or config["models"]["video"]["name"])  # MViT trunks only: says why not
     return names
+
+
+def attention_inputs(wildcards):
+    """The fine-tuned checkpoint and the data it was tested on (finetune_inputs, less the labels)."""
+    data = finetune_inputs(wildcards)
+    return {"ckpt": f"{finetune_dir()}/{wildcards.experiment}/best.ckpt", "splits": data["splits"],
+            "studies": data["studies"]}
 
 
 def attention_report_inputs():

@@ -4,7 +4,7 @@
 # views, ...) and labels.csv (study_id, patient_id, ...: cross-checked, not required per study).
 
 SPLITS = config["splits"]
-EXTERNAL_COHORTS = SPLITS["external"]
+EXTERNAL_COHORTS = splits_external_cohorts()  # splits.external + the external test cohorts (common.smk)
 
 
 rule splits:

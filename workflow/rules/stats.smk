@@ -1,11 +1,12 @@
 # Statistics (AUROC/DeLong/operating points/regression/Bland-Altman) and the static report.
 # Code: src/cinefm/stats (write_stats), src/cinefm/report (build_report).
-# Needs from common.smk: finetune_experiments() -> experiment names (<task>_<init>_<mode>_<fraction>).
+# Needs from common.smk: finetune_runs() -> run names (<task>_<init>_<mode>_<fraction>; per-disease runs
+# <disease>_<init>_<mode>_<fraction>), external_stats_outputs() (evaluate.smk).
 
 
 rule stats:
     input:
-        predictions=expand(f"{finetune_dir()}/{{experiment}}/predictions.csv", experiment=finetune_experiments()),
+        predictions=expand(f"{finetune_dir()}/{{experiment}}/predictions.csv", experiment=finetune_runs()),
         labels=f"{R}/labels/labels.csv",
         splits=f"{R}/splits/splits.csv",
         fractions=f"{R}/splits/train_fractions.csv",
@@ -28,6 +29,8 @@ rule stats:
         ),
     params:
         config={"stats": config["stats"], "labels": config["labels"]},
+        # LVEF errors by disease subgroup need the LVEF test studies in the main cohort's labels
+        lvef_subgroups=config["finetune"]["lvef"].get("cohort", "reports") == "reports",
     log:
         "logs/stats.log",
     benchmark:
@@ -65,6 +68,7 @@ rule report:
         echo=echonet_report_inputs(),  # echo.smk: EchoNet EF comparison ([] when not configured)
         external=external_flows(),  # external.smk: flow.csv of each enabled UKB/ACDC/Kaggle adapter
         attention=attention_report_inputs(),  # attention.smk: heat-map videos ([] when not configured)
+        external_stats=external_stats_outputs(),  # evaluate.smk: external validation ([] without external tests)
     output:
         html=report(f"{R}/report/index.html", category="Report", caption="../report/report_html.rst"),
     params:

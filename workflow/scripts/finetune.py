@@ -15,5 +15,6 @@ launch("finetune", dict(
     out_metrics=snakemake.output.metrics,
     out_hparams=snakemake.output.hparams,
     threads=snakemake.threads,
+    disease=snakemake.params.get("disease"),  # finetune_disease: one disease of a task: diseases file
 ), training_request(snakemake.params.config["finetune"], "finetune", snakemake.threads),
     spec_dir=os.path.join(os.path.dirname(snakemake.output.ckpt), "state"), log_file=snakemake.log[0], gpus=snakemake.resources.get("gpu"))

@@ -51,12 +51,21 @@ log = logging.getLogger(__name__)
 PathLike = str | os.PathLike
 
 
+def manifest_h5_root(path: PathLike) -> Path:
+    """Where a manifest's ``h5_relpath`` points: ``h5/`` beside it (an external cohort's
+    ``results/external/<cohort>/studies.csv``), else ``h5/`` beside its folder (ingestion's
+    ``results/ingest/studies.csv`` → ``results/h5``)."""
+    path = Path(path)
+    beside = path.parent / "h5"
+    return beside if beside.is_dir() else path.parent.parent / "h5"
+
+
 def read_manifest(paths: PathLike | Sequence[PathLike], h5_root: PathLike | None = None) -> pd.DataFrame:
     """Concatenate study manifests into ``patient_id, study_id, h5, ...`` with ``h5`` absolute.
 
     A manifest gives the file as ``h5`` (absolute or relative to the working directory) or,
-    as ingestion writes it, ``h5_relpath`` relative to ``h5_root`` (default: ``h5/`` beside
-    the manifest's folder, i.e. ``results/h5`` for ``results/ingest/studies.csv``). Rows with
+    as ingestion writes it, ``h5_relpath`` relative to ``h5_root`` (default:
+    :func:`manifest_h5_root`). Rows with
     ``status`` ``failed`` have no file and are left out.
     """
     frames = []
@@ -75,7 +84,7 @@ def read_manifest(paths: PathLike | Sequence[PathLike], h5_root: PathLike | None
                 log.info("%s: %d studies failed extraction and have no HDF5 file", path, int(failed.sum()))
             table = table[~failed]
         if "h5" not in table.columns:
-            root = Path(h5_root) if h5_root is not None else path.parent.parent / "h5"
+            root = Path(h5_root) if h5_root is not None else manifest_h5_root(path)
             table = table.assign(h5=[str(root / r) for r in table["h5_relpath"]])
         frames.append(resolve_h5_paths(table))
     return pd.concat(frames, ignore_index=True)
@@ -311,11 +320,16 @@ class StudyDataModule(StudyLoaders):
             self.labels_csv, str) else [self.labels_csv]
         targets = pd.concat([load_targets(p, self.tasks, self.heart_failure_lvef) for p in labels])
         for split, rows in self._rows(splits).items():
-            series, counts = series_of(rows, manifest, self.min_frames)
-            train = split == "train"
-            transform = ClipTransform(self.spec, train=train, augment=_augmix(self.augmix) if train else None)
-            ds = StudyDataset(series, targets, transform, seed=self.seed, sax_fraction=self.sax_fraction,
-                              reader=H5Reader(self.max_open_files))
-            self.datasets[split] = ds
-            self.exclusions.update({f"{split}/{k}": v for k, v in (counts + ds.exclusions).items()})
-            log.log(logging.INFO if len(ds) else logging.WARNING, "fine-tuning %s: %d studies", split, len(ds))
+            self.add_split(split, rows, manifest, targets)
+
+    def add_split(self, split: str, rows: pd.DataFrame, manifest: pd.DataFrame, targets: pd.DataFrame) -> StudyDataset:
+        """Build ``datasets[split]`` from rows of a splits table (``train``: augmented, shuffled clips)."""
+        series, counts = series_of(rows, manifest, self.min_frames)
+        train = split == "train"
+        transform = ClipTransform(self.spec, train=train, augment=_augmix(self.augmix) if train else None)
+        ds = StudyDataset(series, targets, transform, seed=self.seed, sax_fraction=self.sax_fraction,
+                          reader=H5Reader(self.max_open_files))
+        self.datasets[split] = ds
+        self.exclusions.update({f"{split}/{k}": v for k, v in (counts + ds.exclusions).items()})
+        log.log(logging.INFO if len(ds) else logging.WARNING, "fine-tuning %s: %d studies", split, len(ds))
+        return ds

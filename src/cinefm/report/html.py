@@ -351,10 +351,35 @@ def settings_section(results: Path, config: dict) -> Section:
     return Section("settings", title, lead + body)
 
 
+def external_validation_section(results: Path, config: dict) -> Section:
+    """Every trained model on every external cohort's test units (``stats/external*.csv``, figures per cohort)."""
+    title = "External validation"
+    folder = results / "stats" / "external_figures"
+    if not (results / "stats" / "external.csv").is_file() and not (config.get("external") or {}).get("evaluate"):
+        return Section("external-validation", title, '<p class="lead">No external test in this run (config '
+                       "external.evaluate and external.&lt;cohort&gt;.enabled).</p>")
+    lead = ('<p class="lead">Each fine-tuned model, selected on its own validation split, tested without retraining '
+            "on the test units of each external cohort: ACDC (disease groups against NOR and the other groups; "
+            "LVEF from the expert masks), the Kaggle Data Science Bowl (LVEF from the expert volumes) and further "
+            "hospital sites. AUROC with DeLong CIs, LVEF errors with bootstrap CIs, Bland–Altman bias and limits "
+            "(predicted − reference); heart failure = reference LVEF below "
+            f"{html.escape(str((config.get('labels') or {}).get('heart_failure_lvef', 40)))} %.</p>")
+    body = _section_parts(results, [
+        ("stats/external.csv", "", lambda p: tables.table_html(tables.external_display(_csv(p)))),
+        ("stats/external_delong.csv", "Pre-trained vs baseline per cohort (paired DeLong tests)",
+         lambda p: tables.table_html(tables.external_delong_display(_csv(p)))),
+    ], "external_stats")
+    figs = []
+    for cohort in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
+        images = "\n".join(image_html(p, p.stem.replace("_", " ")) for p in sorted(cohort.glob("*.png")))
+        figs.append(f"<h3>{html.escape(cohort.name)}</h3>{images}")
+    return Section("external-validation", title, lead + body + "\n".join(figs))
+
+
 SECTIONS: tuple[Callable[[Path, dict], Section], ...] = (
     flow_section, labels_section, pretrain_section, auroc_section, delong_section, thresholds_section,
     regression_section, subgroups_section, view_attention_section, bland_altman_section, attention_section,
-    echo_section, external_flow_section, settings_section,
+    echo_section, external_flow_section, external_validation_section, settings_section,
 )
 
 

@@ -114,6 +114,26 @@ def delong_display(df: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def external_display(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per cohort, experiment, task and metric of ``stats/external.csv``: value with its CI."""
+    return pd.DataFrame({
+        "Cohort": df["cohort"],
+        "Experiment": df["experiment"],
+        "Task": df["task"].map(task_name),
+        "Metric": df["metric"].map(lambda m: "AUROC" if m == "auroc" else METRIC_NAMES.get(m, m)),
+        "Value (CI)": [fmt_ci(v, lo, hi, 3 if m == "auroc" else 2) for v, lo, hi, m in
+                       zip(df["value"], df["ci_low"], df["ci_high"], df["metric"], strict=True)],
+        "n": df["n"].map(lambda n: "" if _isnan(n) else str(int(n))),
+    })
+
+
+def external_delong_display(df: pd.DataFrame) -> pd.DataFrame:
+    """:func:`delong_display` with the cohort the pair was tested on."""
+    shown = delong_display(df)
+    shown.insert(0, "Cohort", df["cohort"].to_numpy())
+    return shown
+
+
 def thresholds_display(df: pd.DataFrame) -> pd.DataFrame:
     """One row per experiment and operating point."""
     def point(p: str) -> str:

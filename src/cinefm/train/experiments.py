@@ -15,8 +15,11 @@ A file holds only what distinguishes one setup from another (validated against
     # clip {frames, period, size}, optimizer {name, lr, momentum, weight_decay},
     # scheduler {name, step_size, gamma}, batch_size, epochs, metrics
 
-``task: diseases`` trains one multi-label model with one sigmoid output per disease of
-``labels.diseases`` (the method's head); a single disease key trains a one-output model.
+``task: diseases`` trains, with config ``finetune.disease.models: per_disease`` (the method:
+a model "for each disease label of interest"), one one-output model per disease of
+``labels.diseases`` — runs named ``<disease>_<setup>`` (:func:`per_disease_name`), each
+selected on its own validation AUROC — and with ``multi_label`` one model with one sigmoid
+output per disease; a single disease key trains a one-output model.
 Training settings (lr, weight decay, steps/epochs, precision) come from the config's
 ``finetune.lvef`` / ``finetune.disease`` sections; :func:`cinefm.train.recipe.resolve_recipe`
 merges them with the file (and a cohort's overrides) into the run's recipe.
@@ -33,7 +36,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -103,6 +106,17 @@ class Experiment:
             return list(diseases)
         return [self.task]
 
+    def for_disease(self, disease: str, diseases: Sequence[str]) -> Experiment:
+        """The one-disease run of a ``task: diseases`` file (``finetune.disease.models: per_disease``),
+        named :func:`per_disease_name`; its checkpoint is selected on that disease's validation AUROC."""
+        if self.task != TASK_DISEASES:
+            raise ExperimentError(f"{self.path}: task {self.task!r} — only a 'task: diseases' file has one run "
+                                  "per disease")
+        if disease not in diseases:
+            raise ExperimentError(f"{self.path}: disease {disease!r} is not one of config labels.diseases "
+                                  f"{list(diseases)}")
+        return replace(self, task=disease, name=per_disease_name(self.name, disease))
+
 
 def fraction_label(fraction: float) -> str:
     """A training fraction as the percent in experiment names: 1.0 → ``100``, 0.25 → ``25``, 0.025 → ``2.5``."""
@@ -113,6 +127,19 @@ def expected_name(task: str, init: str, mode: str, fraction: float) -> str:
     """The canonical experiment name ``<task>_<init>_<mode>_<percent>``."""
     task_part = NAME_DISEASES if task == TASK_DISEASES else task
     return f"{task_part}_{init}_{mode}_{fraction_label(fraction)}"
+
+
+def disease_setup(name: str) -> str:
+    """What follows ``disease_`` in a ``task: diseases`` file's name (the whole name when it is not so shaped):
+    ``disease_clip_finetune_10`` → ``clip_finetune_10``."""
+    prefix = f"{NAME_DISEASES}_"
+    return name[len(prefix):] if name.startswith(prefix) else name
+
+
+def per_disease_name(name: str, disease: str) -> str:
+    """The run of one disease of the ``task: diseases`` file ``name``: ``<disease>_<setup>``
+    (``disease_clip_finetune_10`` → ``hcm_clip_finetune_10``, the canonical name of that one-disease setup)."""
+    return f"{disease}_{disease_setup(name)}"
 
 
 def _schema() -> dict:
@@ -257,6 +284,6 @@ def experiment_paths(directory: str | os.PathLike, select: Sequence[str] | None 
 
 __all__ = [
     "EXPERIMENT_SCHEMA", "EXTERNAL_COHORTS", "INITS", "MODES", "TASK_DISEASES", "TASK_LVEF", "ClipSettings",
-    "Experiment", "ExperimentError", "check_name", "external_name_prefix", "expected_name", "experiment_paths", "fraction_label", "load_experiment",
+    "Experiment", "ExperimentError", "check_name", "disease_setup", "per_disease_name", "external_name_prefix", "expected_name", "experiment_paths", "fraction_label", "load_experiment",
     "parse_experiment", "validate_experiment",
 ]

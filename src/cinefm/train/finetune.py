@@ -167,13 +167,15 @@ class Prepared:
 
 
 def prepare(experiment_yaml: PathLike, config: Mapping[str, Any], *, splits_csv: PathLike,
-            studies_csv: PathLike, labels_csv: PathLike, pretrain_ckpt: PathLike | None) -> Prepared:
-    """Resolve the recipe, plan the init, load the data and targets, build the module.
+            studies_csv: PathLike, labels_csv: PathLike, pretrain_ckpt: PathLike | None,
+            disease: str | None = None) -> Prepared:
+    """Resolve the recipe (of one ``disease`` of a ``task: diseases`` file when given), plan the init,
+    load the data and targets, build the module.
 
     Every check that can fail without training fails here: experiment file, init source,
     a known label per task among the training studies, a non-empty validation split.
     """
-    recipe = resolve_recipe(experiment_yaml, config)
+    recipe = resolve_recipe(experiment_yaml, config, disease=disease)
     tasks = list(recipe.tasks)
     plan = plan_init(recipe, pretrain_ckpt)
     info = RunInfo(recipe, plan)
@@ -323,8 +325,9 @@ def run_finetune(
     gpus: int | None = None,
     threads: int | None = None,
     callbacks: Sequence[Callback] = (),
+    disease: str | None = None,
 ) -> pd.DataFrame:
-    """Train one experiment, select on validation, write best.ckpt, predictions.csv, metrics.csv, hparams.yaml.
+    """Train one experiment (or, with ``disease``, that disease's run of a ``task: diseases`` file), select on validation, write best.ckpt, predictions.csv, metrics.csv, hparams.yaml.
 
     A killed run's rerun resumes from ``<folder of out_ckpt>/state/last.ckpt`` (module
     docstring); ``callbacks`` are added to the Trainer's (e.g. a time or step limit).
@@ -343,7 +346,7 @@ def run_finetune(
     out_hparams = Path(out_hparams) if out_hparams is not None else out_ckpt.parent / HPARAMS
     try:
         prep = prepare(experiment_yaml, config, splits_csv=splits_csv, studies_csv=studies_csv,
-                       labels_csv=labels_csv, pretrain_ckpt=pretrain_ckpt)
+                       labels_csv=labels_csv, pretrain_ckpt=pretrain_ckpt, disease=disease)
         name = prep.recipe.experiment
         paths = RunPaths(out_ckpt.parent)
         paths.state.mkdir(parents=True, exist_ok=True)

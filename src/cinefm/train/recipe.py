@@ -235,8 +235,12 @@ def apply_overrides(exp: Experiment, overrides: Mapping[str, Any] | None) -> Exp
 # ----------------------------------------------------------------------------- resolution
 
 
-def resolve_recipe(experiment: PathLike | Experiment, config: Mapping[str, Any]) -> FinetuneRecipe:
+def resolve_recipe(experiment: PathLike | Experiment, config: Mapping[str, Any],
+                   disease: str | None = None) -> FinetuneRecipe:
     """The recipe of one experiment file (or parsed :class:`Experiment`) under ``config``.
+
+    ``disease`` picks the one-disease run of a ``task: diseases`` file
+    (:meth:`cinefm.train.experiments.Experiment.for_disease`; ``finetune.disease.models: per_disease``).
 
     ``config`` is validated on a copy (schema defaults filled in) and not modified; it may hold
     only the sections a run reads (``labels``, ``splits``, ``data``, ``models``, ``pretrain``,
@@ -246,6 +250,8 @@ def resolve_recipe(experiment: PathLike | Experiment, config: Mapping[str, Any])
     validate_config(config, partial=True)
     if not isinstance(experiment, Experiment):
         experiment = load_experiment(experiment, config["labels"]["diseases"])
+    if disease is not None:
+        experiment = experiment.for_disease(disease, config["labels"]["diseases"])
     return build_recipe(experiment, config)
 
 
