@@ -14,7 +14,12 @@ from cinefm.data.collate import collate_studies
 from cinefm.external.cohorts import cohort_label, cohort_tasks
 from cinefm.external.evaluate import evaluate_external, external_datamodule, load_model
 from cinefm.train.finetune_module import FinetuneModule
-from train.finetune_cohort import recipe_for, study_views, toy_config, write_study  # tests/train: tiny model, disk studies
+from train.finetune_cohort import (  # tests/train: tiny model, disk studies
+    recipe_for,
+    study_views,
+    toy_config,
+    write_study,
+)
 
 N_UNITS = 6
 

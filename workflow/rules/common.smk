@@ -35,7 +35,7 @@ def finetune_config():
     finetune.experiments only pick jobs, and an external cohort contributes its weights and overrides."""
     external = {
         name: {"finetune": {k: v for k, v in section["finetune"].items() if k in ("weights", "overrides")}}
-        for name, section in config["external"].items() if section and section.get("finetune")
+        for name, section in config["external"].items() if isinstance(section, dict) and section.get("finetune")
     }
     return {
         **{k: config[k] for k in ("labels", "splits", "data", "models")},
