@@ -50,6 +50,7 @@ def final_targets():
     targets = [f"{PHANTOM_DIR}/faults.csv"] if IS_PHANTOM else []
     targets += [f"{ingest}/files.parquet", f"{ingest}/flow.csv", f"{ingest}/flow.png", f"{ingest}/studies.csv",
                 *expand(f"{ingest}/extract/shard_{{shard}}.csv", shard=ingest_shards())]
+    targets += [f"{R}/config.yaml"]  # the configuration this run resolved to (rule run_config)
     targets += [f"{R}/text/reports.json", f"{R}/labels/labels.csv"]
     targets += [f"{R}/labels/agreement.csv"] if human_labels_csv() else []
     targets += [f"{R}/splits/splits.csv", f"{R}/splits/train_fractions.csv"]
@@ -245,3 +246,23 @@ def attention_experiments():
 def attention_report_inputs():
     """The heat-map video tables the report embeds ([] when no attention videos are configured)."""
     return [f"{R}/attention/{name}/videos.csv" for name in attention_experiments()]
+
+
+rule run_config:
+    """The configuration this run resolved to (command-line files merged, schema defaults filled)."""
+    output:
+        f"{R}/config.yaml",
+    params:
+        config=config,
+    log:
+        "logs/run_config.log",
+    benchmark:
+        "logs/benchmarks/run_config.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        env("train")
+    script:
+        "../scripts/run_config.py"
