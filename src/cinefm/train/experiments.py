@@ -91,6 +91,9 @@ class Experiment:
     batch_size: int | None = None
     epochs: int | None = None
     metrics: tuple[str, ...] = ()
+    loss: str | None = None            # LVEF loss (None = the config's Huber)
+    target_scale: str | None = None    # None = config finetune.lvef.target_scale
+    select_by: str = "metric"          # metric | loss (checkpoint selection on the validation split)
 
     @property
     def kind(self) -> Kind:
@@ -171,6 +174,8 @@ def _recipe(doc: Mapping[str, Any], source: str) -> dict[str, Any]:
         "batch_size": None if doc.get("batch_size") is None else int(doc["batch_size"]),
         "epochs": None if doc.get("epochs") is None else int(doc["epochs"]),
         "metrics": tuple(doc.get("metrics") or ()),
+        "loss": doc.get("loss"), "target_scale": doc.get("target_scale"),
+        "select_by": str(doc.get("select_by", "metric")),
     }
 
 

@@ -211,7 +211,7 @@ def prepare(experiment_yaml: PathLike, config: Mapping[str, Any], *, splits_csv:
     init_weights(module, plan, recipe.video)
     module.run_info = {**info.meta(), "tasks": tasks, "init_note": plan.note,
                        "experiment_file": recipe.experiment_file}
-    monitor, direction = selection_metric(recipe.kind, dm.datasets["val"].targets)
+    monitor, direction = selection_metric(recipe.kind, dm.datasets["val"].targets, recipe.select_by)
     return Prepared(info, recipe, dm, module, monitor, direction)
 
 

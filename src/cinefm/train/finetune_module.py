@@ -32,7 +32,7 @@ from torchmetrics.aggregation import CatMetric, MeanMetric
 
 from cinefm.data.h5 import VIEWS
 from cinefm.models.heads import StudyModel, build_study_model, set_mode, trainable_parameters
-from cinefm.train.objectives import huber_on_z, masked_bce_with_logits, task_metrics, view_attention
+from cinefm.train.objectives import masked_bce_with_logits, regression_loss, task_metrics, view_attention
 from cinefm.train.optim import build_optimization
 from cinefm.train.recipe import FinetuneRecipe
 
@@ -73,7 +73,12 @@ class FinetuneModule(L.LightningModule):
                                    "fingerprint": fingerprint})
         self.model: StudyModel = build_study_model(
             fields["video"], projection_dim=recipe.projection_dim, n_outputs=len(recipe.tasks),
-            mil_hidden=recipe.mil_hidden, layer_norm=recipe.kind == "classification", attention=recipe.attention)
+            mil_hidden=recipe.mil_hidden, layer_norm=recipe.kind == "classification", attention=recipe.attention,
+            trunk_chunk=recipe.trunk_chunk, trunk_checkpoint=recipe.trunk_checkpoint)
+        if recipe.kind == "regression" and recipe.target_scale == "percent":
+            # one linear output in percent, its bias the training mean (EchoNet-Dynamic: video.py)
+            with torch.no_grad():
+                self.model.head.bias.fill_(float(target_mean))
         set_mode(self.model, recipe.mode)
         self.register_buffer("pos_weight", torch.tensor(pos_weight if pos_weight is not None
                                                         else [1.0] * len(recipe.tasks), dtype=torch.float32))
@@ -92,15 +97,19 @@ class FinetuneModule(L.LightningModule):
 
     # scores in the units written to predictions.csv
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
-        """LVEF in percent (de-normalised z) or disease probabilities."""
+        """LVEF in percent (the output itself, or de-normalised z) or disease probabilities."""
         if self.hparams.kind == "regression":
+            if self.hparams.get("target_scale", "zscore") == "percent":
+                return logits
             return logits * self.hparams.target_std + self.hparams.target_mean
         return torch.sigmoid(logits)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.hparams.kind == "regression":
-            return huber_on_z(logits, target, self.hparams.target_mean, self.hparams.target_std,
-                              self.hparams.huber_delta)
+            return regression_loss(logits, target, loss=self.hparams.get("regression_loss", "huber"),
+                                   scale=self.hparams.get("target_scale", "zscore"),
+                                   mean=self.hparams.target_mean, std=self.hparams.target_std,
+                                   delta=self.hparams.huber_delta)
         return masked_bce_with_logits(logits, target, self.pos_weight)
 
     def forward(self, video: torch.Tensor, mask: torch.Tensor):

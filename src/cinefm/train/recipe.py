@@ -123,7 +123,7 @@ class FinetuneRecipe:
     mil_hidden: int
     attention: str                 # shared | per_output (one gated attention per task)
     # objective and evaluation
-    huber_delta: float | None      # regression: Huber transition in training-SD units
+    huber_delta: float | None      # regression: Huber transition, in the units of target_scale
     view_loss_weight: float        # classification: weight of the per-view BCE (0 = the method)
     heart_failure_lvef: float
     # optimisation
@@ -138,6 +138,12 @@ class FinetuneRecipe:
     metrics: tuple[str, ...] = ()  # extra metrics the experiment file asks for
     experiment_file: str = ""
     description: str = ""
+    # objective (regression), selection and trunk memory (defaults: what recipes before these fields did)
+    regression_loss: str = "huber"  # huber | mse (EchoNet-Dynamic)
+    target_scale: str = "zscore"    # percent (head output in percent, bias = training mean) | zscore
+    select_by: str = "metric"       # metric (val MAE / AUROC) | loss (val loss)
+    trunk_chunk: int = 0            # clips per trunk pass (0 = all at once)
+    trunk_checkpoint: bool = False  # activation checkpointing per chunk
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -304,6 +310,9 @@ def build_recipe(exp: Experiment, config: Mapping[str, Any]) -> FinetuneRecipe:
         optimizer=optimizer, scheduler=scheduler, budget=budget, precision=section["precision"],
         clip=clip, data=data_recipe, allow_random_baseline=bool(fin["allow_random_baseline"]),
         metrics=tuple(exp.metrics), experiment_file=str(exp.path), description=exp.description,
+        regression_loss=str(exp.loss or "huber"),
+        target_scale=str(exp.target_scale or (section["target_scale"] if regression else "zscore")),
+        select_by=exp.select_by, trunk_chunk=int(fin["trunk_chunk"]), trunk_checkpoint=bool(fin["trunk_checkpoint"]),
     )
 
 
