@@ -73,3 +73,21 @@ def test_echonet_recipe_names_mse_in_percent_and_selection_by_validation_loss():
     assert module.model.head.bias.item() == pytest.approx(55.7)  # EchoNet: model.fc.bias.data[0] = mean EF
     logits, target = torch.tensor([[50.0], [60.0]]), torch.tensor([[53.0], [64.0]])
     assert module.loss(logits, target).item() == pytest.approx((9 + 16) / 2)
+
+
+def test_echonet_final_predictions_average_the_output_of_every_clip():
+    recipe = _paper_recipe("echonet/echonet_r2plus1d_18_lvef.yaml")
+    assert (recipe.data.pad, recipe.data.normalization, recipe.data.test_clips) == (12, "dataset", "all")
+    assert recipe.init == "kinetics" and recipe.video["weights"].endswith("r2plus1d_18-91a641e6.pth")
+    torch.manual_seed(0)
+    module = FinetuneModule(dataclasses.replace(recipe, video=SMALL_VIDEO), target_mean=55.0, target_std=10.0).eval()
+    video = torch.randn(2, 3, 3, 8, 64, 64)
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    batch = {"video": video, "mask": mask, "target": torch.tensor([[50.0], [60.0]]), "views": [["A4C"] * 3] * 2,
+             "study_id": ["a", "b"], "patient_id": ["p", "q"]}
+    with torch.no_grad():
+        rows = module.predict_step(batch, 0)
+        single = [[module.model(video[i, k:k + 1][None]).logits.item() for k in range(3) if mask[i, k]]
+                  for i in range(2)]
+    assert [r["score"] for r in rows] == pytest.approx([sum(s) / len(s) for s in single], rel=1e-5)
+    assert rows[1]["attn_A4C"] == pytest.approx(1.0)

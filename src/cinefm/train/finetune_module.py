@@ -161,8 +161,16 @@ class FinetuneModule(L.LightningModule):
                  ", ".join(f"{k}={v:.4g}" for k, v in row.items()))
 
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> list[dict]:
-        """One row per study and task of the batch (the columns of ``predictions.csv``)."""
-        out = self.model(batch["video"], batch["mask"])
+        """One row per study and task of the batch (the columns of ``predictions.csv``).
+
+        With the recipe's ``test_clips: all`` (EchoNet-Dynamic) the ``K`` clips of a study are clips
+        of one video, not views: the output is the mean of each clip's own output (the head is
+        affine, so this is the mean of the per-clip predictions) and the attention is uniform.
+        """
+        if (self.hparams.data or {}).get("test_clips", "one") == "all":
+            out = self._clip_average(batch["video"], batch["mask"])
+        else:
+            out = self.model(batch["video"], batch["mask"])
         scores = self.scores(out.logits).float().cpu().numpy()
         targets = batch["target"].float().cpu().numpy()
         tasks = list(self.hparams.tasks)
@@ -175,6 +183,16 @@ class FinetuneModule(L.LightningModule):
                  "task": task, "target": targets[i, j], "score": scores[i, j],
                  **{f"attn_{v}": s for v, s in shares[j][i].items()}}
                 for i, study in enumerate(batch["study_id"]) for j, task in enumerate(tasks)]
+
+    def _clip_average(self, video: torch.Tensor, mask: torch.Tensor):
+        from cinefm.models.heads import StudyOutput
+
+        real = mask.bool()
+        views = self.model.embed_views(video, real)
+        per_clip = self.model.view_logits(views)                        # (B, K, n_outputs)
+        weight = real.to(per_clip.dtype) / real.sum(1, keepdim=True)    # (B, K): 1 / n_clips on real clips
+        logits = torch.einsum("bkj,bk->bj", per_clip, weight)
+        return StudyOutput(logits, weight, views)
 
     def configure_optimizers(self):
         return build_optimization(trainable_parameters(self.model), self.hparams.optimizer, self.hparams.scheduler,

@@ -98,6 +98,9 @@ class DataRecipe:
     sax_fraction: float = 1.0
     view: str | None = None
     augmix: dict[str, Any] | None = None
+    pad: int = 0                   # echo: zero-pad + random crop of training clips (EchoNet: 12)
+    normalization: str = "config"  # config (mean/std above) | dataset (the training videos', EchoNet)
+    test_clips: str = "one"        # echo final predictions: one clip | all clips averaged (EchoNet)
 
 
 @dataclass(frozen=True)
@@ -294,7 +297,8 @@ def build_recipe(exp: Experiment, config: Mapping[str, Any]) -> FinetuneRecipe:
         motion_crop=float(data["motion_crop"]) if cmr else 1.0,
         min_frames=int(data["min_frames"]), max_open_files=int(data["max_open_files"]),
         sax_fraction=float(section["sax_fraction"]) if cmr else 1.0, view=exp.view,
-        augmix=copy.deepcopy(dict(data["augmix"])) if augment else None)
+        augmix=copy.deepcopy(dict(data["augmix"])) if augment else None,
+        pad=int(exp.pad), normalization=exp.normalization, test_clips=exp.test_clips)
     return FinetuneRecipe(
         experiment=exp.name, cohort=exp.cohort, task=exp.task, kind=exp.kind,
         tasks=tuple(exp.tasks(config["labels"]["diseases"])), init=exp.init, mode=exp.mode,
