@@ -17,6 +17,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/provenance.smk"
 include: "workflow/rules/phantom.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/reports.smk"

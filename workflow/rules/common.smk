@@ -247,22 +247,3 @@ def attention_report_inputs():
     """The heat-map video tables the report embeds ([] when no attention videos are configured)."""
     return [f"{R}/attention/{name}/videos.csv" for name in attention_experiments()]
 
-
-rule run_config:
-    """The configuration this run resolved to (command-line files merged, schema defaults filled)."""
-    output:
-        f"{R}/config.yaml",
-    params:
-        config=config,
-    log:
-        "logs/run_config.log",
-    benchmark:
-        "logs/benchmarks/run_config.tsv"
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=5,
-    conda:
-        env("train")
-    script:
-        "../scripts/run_config.py"

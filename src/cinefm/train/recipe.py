@@ -17,7 +17,7 @@ nowhere else:
    scheduler, batch size and epochs. A file with its own ``optimizer`` brings its whole
    recipe: the config's ``schedule`` is then not applied;
 3. **the cohort's overrides**: ``external.<cohort>.finetune.overrides`` (demo-sized
-   epochs, batch size, clip, optimizer, scheduler; ``by_encoder.<encoder>`` over the
+   epochs, batch size, pad, clip, optimizer, scheduler; ``by_encoder.<encoder>`` over the
    common ones; empty in ``paper.yaml``) replace the file's values, and
    ``external.<cohort>.finetune.weights.<encoder>`` names the starting weights of an
    encoder other than the config's.
@@ -57,7 +57,7 @@ from cinefm.train.runs import plain_data
 log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
-OVERRIDABLE = ("epochs", "batch_size", "clip", "optimizer", "scheduler")
+OVERRIDABLE = ("epochs", "batch_size", "pad", "clip", "optimizer", "scheduler")
 BY_ENCODER = "by_encoder"  # overrides for one encoder, applied over the common ones
 ATTENTION = {"per_disease": "per_output", "shared": "shared"}  # config spelling -> StudyModel's
 
@@ -229,7 +229,7 @@ def apply_overrides(exp: Experiment, overrides: Mapping[str, Any] | None) -> Exp
         raise ConfigError(f"external.{exp.cohort}.finetune.overrides: unknown key(s) {unknown}; "
                           f"known: {list(OVERRIDABLE)}")
     changes: dict[str, Any] = {}
-    for key in ("epochs", "batch_size"):
+    for key in ("epochs", "batch_size", "pad"):
         if overrides.get(key) is not None:
             changes[key] = int(overrides[key])
     for key, cls in (("clip", ClipSettings), ("optimizer", OptimizerSpec), ("scheduler", SchedulerSpec)):
