@@ -165,7 +165,8 @@ class FinetuneModule(L.LightningModule):
 
         With the recipe's ``test_clips: all`` (EchoNet-Dynamic) the ``K`` clips of a study are clips
         of one video, not views: the output is the mean of each clip's own output (the head is
-        affine, so this is the mean of the per-clip predictions) and the attention is uniform.
+        affine, so this is the mean of the per-clip predictions) and the video's one view gets
+        attention share 1.
         """
         if (self.hparams.data or {}).get("test_clips", "one") == "all":
             out = self._clip_average(batch["video"], batch["mask"])
@@ -192,7 +193,10 @@ class FinetuneModule(L.LightningModule):
         per_clip = self.model.view_logits(views)                        # (B, K, n_outputs)
         weight = real.to(per_clip.dtype) / real.sum(1, keepdim=True)    # (B, K): 1 / n_clips on real clips
         logits = torch.einsum("bkj,bk->bj", per_clip, weight)
-        return StudyOutput(logits, weight, views)
+        # the clips are one view's: its attention share is 1 (held by the first slot, exactly)
+        attention = torch.zeros_like(weight)
+        attention[:, 0] = 1.0
+        return StudyOutput(logits, attention, views)
 
     def configure_optimizers(self):
         return build_optimization(trainable_parameters(self.model), self.hparams.optimizer, self.hparams.scheduler,
