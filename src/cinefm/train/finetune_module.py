@@ -32,7 +32,12 @@ from torchmetrics.aggregation import CatMetric, MeanMetric
 
 from cinefm.data.h5 import VIEWS
 from cinefm.models.heads import StudyModel, build_study_model, set_mode, trainable_parameters
-from cinefm.train.objectives import masked_bce_with_logits, regression_loss, task_metrics, view_attention
+from cinefm.train.objectives import (
+    masked_bce_with_logits,
+    regression_loss,
+    task_metrics,
+    view_attention,
+)
 from cinefm.train.optim import build_optimization
 from cinefm.train.recipe import FinetuneRecipe
 
