@@ -5,13 +5,19 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The demo's configuration, only when the command line names no --configfile: a paper run
+# (--configfile config/paper.yaml [site.yaml ...]) is the named files alone, merged in order,
+# never paper.yaml layered over the demo's keys. --config key=value applies either way.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/provenance.smk"
 include: "workflow/rules/phantom.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/reports.smk"

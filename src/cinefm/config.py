@@ -91,6 +91,26 @@ def load_config(path: str | os.PathLike = DEFAULT_CONFIG, overrides: dict | None
     return cfg
 
 
+def write_run_config(config: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write the configuration a run resolved to as YAML (atomically): the provenance of its results.
+
+    A paper run (``--configfile config/paper.yaml``) records paper.yaml with the schema's defaults
+    filled in (and its site files merged over it), nothing of ``config/config.yaml``.
+    """
+    from cinefm.atomic import write_text
+
+    write_text(path, yaml.safe_dump(_plain(config), sort_keys=False))
+
+
+def _plain(value: Any) -> Any:
+    """Nested mappings/sequences as plain dicts/lists (Snakemake hands its config in its own types)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"a.b.c": value}`` for every leaf of a nested mapping (lists are leaves, ``{}`` has none)."""
     flat: dict[str, Any] = {}

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from cinefm.config import ConfigError
+from cinefm.config import PAPER_CONFIG, ConfigError
 from cinefm.models.clip import (
     CLIPModel,
     asymmetric_info_nce,
@@ -29,12 +29,27 @@ def _loss_by_loops(video, text, tau, lam):
     return total / n
 
 
-@pytest.mark.parametrize("lam", [0.0, 0.3, 0.5, 1.0])
+@pytest.mark.parametrize("lam", [0.0, 0.3, 0.5, 0.75, 1.0])
 def test_loss_equals_the_formula_re_derived_with_loops(lam):
     torch.manual_seed(5)
     video, text = torch.randn(6, 4, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64)
     got = asymmetric_info_nce(video, text, temperature=0.2, weight=lam)
     assert got.item() == pytest.approx(_loss_by_loops(video, text, 0.2, lam), rel=1e-10)
+
+
+def test_paper_lambda_is_convirts_asymmetric_weighting():
+    """paper.yaml's lambda is ConVIRT's 0.75: three parts video->text, one part text->video (not CLIP's 0.5)."""
+    import yaml
+
+    lam = yaml.safe_load(PAPER_CONFIG.read_text())["pretrain"]["loss_weight"]
+    assert lam == 0.75
+    torch.manual_seed(3)
+    video, text = torch.randn(6, 4, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64)
+    v2t = asymmetric_info_nce(video, text, 0.1, weight=1.0)
+    t2v = asymmetric_info_nce(video, text, 0.1, weight=0.0)
+    got = asymmetric_info_nce(video, text, 0.1, weight=lam)
+    assert got.item() == pytest.approx(0.75 * v2t.item() + 0.25 * t2v.item(), rel=1e-12)
+    assert got.item() != pytest.approx(asymmetric_info_nce(video, text, 0.1, weight=0.5).item(), rel=1e-6)
 
 
 def test_lambda_one_and_zero_are_the_one_sided_losses():

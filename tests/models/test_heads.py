@@ -178,3 +178,59 @@ def test_checkpoint_of_another_projection_size_is_refused(tmp_path, clip_model, 
         load_pretrained_video(study, tmp_path / "other.ckpt")
     with pytest.raises(ConfigError, match="run the pretrain rule"):
         load_pretrained_video(study, tmp_path / "missing.ckpt")
+
+
+@pytest.mark.parametrize("chunk,recompute", [(2, False), (2, True), (3, True), (1, True)])
+def test_chunked_trunk_equals_one_pass_in_outputs_and_gradients(mvit_cfg, chunk, recompute):
+    """Clips through the trunk `chunk` at a time (optionally checkpointed): the same logits and the same
+    gradient of every parameter as every clip in one pass, to 1e-5, in training mode. (Stochastic depth
+    draws one mask per pass, so chunks draw other paths than one pass: off here, and the checkpointed
+    recomputation's draws are checked against the plain chunked pass below.)"""
+    cfg = {"name": "mvit_small", **mvit_cfg, "stochastic_depth": 0.0}
+    one = build_study_model(cfg, projection_dim=16, n_outputs=1, mil_hidden=8)
+    chunked = build_study_model(cfg, projection_dim=16, n_outputs=1, mil_hidden=8, trunk_chunk=chunk,
+                                trunk_checkpoint=recompute)
+    chunked.load_state_dict(one.state_dict())
+    clips, mask = _study_batch()
+    grads, logits = [], []
+    for model in (one, chunked):
+        model.train()
+        torch.manual_seed(11)  # the same stochastic-depth draws in both (and in the recomputation)
+        out = model(clips, mask)
+        (out.logits ** 2).sum().backward()
+        logits.append(out.logits.detach())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    torch.testing.assert_close(logits[1], logits[0], atol=1e-5, rtol=1e-5)
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_checkpointed_chunks_recompute_the_same_stochastic_depth_paths(mvit_cfg):
+    cfg = {"name": "mvit_small", **mvit_cfg, "stochastic_depth": 0.5}
+    plain = build_study_model(cfg, projection_dim=16, n_outputs=1, mil_hidden=8, trunk_chunk=2)
+    recomputed = build_study_model(cfg, projection_dim=16, n_outputs=1, mil_hidden=8, trunk_chunk=2,
+                                   trunk_checkpoint=True)
+    recomputed.load_state_dict(plain.state_dict())
+    clips, mask = _study_batch()
+    grads = []
+    for model in (plain, recomputed):
+        torch.manual_seed(4)
+        model.train()(clips, mask).logits.sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+
+
+def test_trunk_passes_chunks_of_the_configured_size(mvit_cfg):
+    model = build_study_model({"name": "mvit_small", **mvit_cfg}, projection_dim=16, n_outputs=1, mil_hidden=8,
+                              trunk_chunk=2)
+    sizes = []
+    model.video.register_forward_hook(lambda mod, args, out: sizes.append(args[0].shape[0]))
+    clips, mask = _study_batch()
+    with torch.no_grad():
+        model(clips, mask)
+    assert sizes == [2, 2, 1]  # 5 real clips
+    with pytest.raises(ValueError, match="trunk_chunk"):
+        build_study_model({"name": "mvit_small", **mvit_cfg}, projection_dim=16, n_outputs=1, mil_hidden=8,
+                          trunk_chunk=-1)

@@ -69,3 +69,35 @@ def test_tubelets_are_contiguous_patches():
     assert tok.shape == (1, 2 * 2 * 2, 3 * 64 + 3 * 7)
     # token 1 = t 0, y-patch 0, x-patch 1: channel 0 pixels x[0, 0, 0, :8, 8:16]
     torch.testing.assert_close(tok[0, 1, :64], x[0, 0, 0, :8, 8:16].reshape(-1))
+
+
+def test_recurrent_cross_attention_reuses_one_set_of_weights():
+    """The source's recurring step: every repeat cross-attends into the inputs with the same module (shared
+    weights: no more parameters than a single cross-attend), and its MLP widens by cross_mlp_ratio."""
+    from cinefm.models.perceiver import PerceiverIOEncoder
+
+    kw = dict(frames=4, size=16, tubelet=(2, 8, 8), latents=4, latent_dim=16, self_blocks=1, fourier_bands=2,
+              cross_mlp_ratio=1)
+    torch.manual_seed(0)
+    once = PerceiverIOEncoder(repeats=3, recurrent_cross=False, **kw)
+    torch.manual_seed(0)
+    recurrent = PerceiverIOEncoder(repeats=3, recurrent_cross=True, **kw)
+    assert sum(p.numel() for p in recurrent.parameters()) == sum(p.numel() for p in once.parameters())
+    assert recurrent.encode.mlp[1].out_features == 16  # widening factor 1: 16 -> 16
+    calls = []
+    recurrent.encode.register_forward_hook(lambda mod, args, out: calls.append(args[0].detach().clone()))
+    x = torch.randn(2, 3, 4, 16, 16)
+    out = recurrent(x)
+    assert len(calls) == 3  # one cross-attend per repeat, all through self.encode
+    assert not torch.allclose(calls[1], calls[0])  # later repeats query with the updated latents
+    # re-derived: the same modules applied step by step
+    tokens = recurrent.tokens(x)
+    z = recurrent.latents.expand(2, -1, -1)
+    for _ in range(3):
+        z = recurrent.blocks[0](recurrent.encode(z, tokens))
+    expected = recurrent.norm(recurrent.decode(recurrent.query.expand(2, -1, -1), z)[:, 0]) \
+        if recurrent.decoder == "query" else recurrent.norm(z.mean(1))
+    torch.testing.assert_close(out, expected)
+    # the gradient of the one cross-attention collects every repeat's contribution
+    out.sum().backward()
+    assert recurrent.encode.attn.q.weight.grad is not None

@@ -23,12 +23,14 @@ def test_mean_pooling_ignores_padding_and_cls_pooling_takes_the_first_token(bert
         torch.testing.assert_close(enc(ids, mask), hidden[:, 0])
 
 
-def test_embeddings_and_first_k_layers_are_frozen(bert_cfg):
-    enc = build_text_encoder(**{**bert_cfg, "freeze_layers": 1})
+@pytest.mark.parametrize("embeddings", [False, True])
+def test_first_k_layers_are_frozen_and_the_embeddings_only_when_asked(bert_cfg, embeddings):
+    """The method freezes the first 6 layers; the embeddings train unless freeze_embeddings (not in the source)."""
+    enc = build_text_encoder(**{**bert_cfg, "freeze_layers": 1, "freeze_embeddings": embeddings})
     ids = torch.randint(5, 100, (2, 6))
     enc(ids, torch.ones_like(ids)).sum().backward()
     for name, p in enc.named_parameters():
-        frozen = name.startswith("bert.embeddings.") or name.startswith("bert.encoder.layer.0.")
+        frozen = (embeddings and name.startswith("bert.embeddings.")) or name.startswith("bert.encoder.layer.0.")
         assert p.requires_grad is not frozen, name
         assert (p.grad is None) is frozen, name
 
@@ -40,7 +42,8 @@ def test_freezing_more_layers_than_the_bert_has_is_refused(bert_cfg):
 
 def test_local_directory_loads_its_weights_offline(bert_dir, bert_cfg):
     path, state = bert_dir
-    enc = build_text_encoder(path, **{k: bert_cfg[k] for k in ("layers", "hidden", "heads")}, freeze_layers=2)
+    enc = build_text_encoder(path, **{k: bert_cfg[k] for k in ("layers", "hidden", "heads")}, freeze_layers=2,
+                             freeze_embeddings=True)
     ours = enc.bert.state_dict()
     assert all(torch.equal(ours[k], v) for k, v in state.items())
     assert not any(p.requires_grad for p in enc.bert.parameters())

@@ -198,3 +198,24 @@ def test_experiment_identity_comes_from_the_file_not_the_folder_name(tmp_path):
     pd.read_csv(paths[0]).drop(columns=["init"]).to_csv(paths[0], index=False)
     with pytest.raises(ValueError, match=r"run_a/predictions.csv: missing identity column\(s\) \['init'\]"):
         write_stats(paths, out, CONFIG)
+
+
+def test_operating_points_are_chosen_on_validation_and_reported_on_test(tmp_path):
+    rng = np.random.default_rng(8)
+    n = 160
+    y = (rng.random(n) < 0.4).astype(float)
+    name = "hcm_clip_transfer_100"
+    split = np.where(np.arange(n) < n // 2, "val", "test")
+    d = tmp_path / name
+    d.mkdir()
+    pd.DataFrame({**_identity(name), "study_id": [f"S{i}" for i in range(n)], "split": split, "task": "hcm",
+                  "target": y, "score": rng.normal(size=n) + y}).to_csv(d / "predictions.csv", index=False)
+    write_stats([d / "predictions.csv"], tmp_path / "stats", CONFIG)
+    th = pd.read_csv(tmp_path / "stats" / "thresholds.csv")
+    assert set(th["chosen_on"]) == {"val"} and list(th["split"]) == ["val", "test"] * 3
+    preds = pd.read_csv(d / "predictions.csv")
+    val = preds[preds.split == "val"]
+    ref = operating_points(val["target"], val["score"], specificity_target=0.8)
+    for point in ref.index:
+        rows = th[th.point == point].set_index("split")
+        assert rows.loc["val", "threshold"] == rows.loc["test", "threshold"] == pytest.approx(ref.loc[point, "threshold"])

@@ -61,3 +61,32 @@ def test_targets_of_one_reach_the_extreme_thresholds():
 def test_targets_outside_the_unit_interval_are_rejected():
     with pytest.raises(ValueError, match="sensitivity_target"):
         operating_points(Y, S, sensitivity_target=90)
+
+
+def test_thresholds_chosen_on_validation_are_applied_unchanged_to_test():
+    from cinefm.stats.thresholds import counts_at, transferred_operating_points
+
+    rng = np.random.default_rng(2)
+    y_val, y_test = (rng.random(80) < 0.4).astype(float), (rng.random(60) < 0.4).astype(float)
+    s_val, s_test = rng.normal(size=80) + y_val, rng.normal(size=60) + 1.3 * y_test
+    ops = transferred_operating_points(y_val, s_val, y_test, s_test)
+    chosen = operating_points(y_val, s_val)
+    assert list(ops["split"]) == ["val", "test"] * 3
+    for point, row in chosen.iterrows():
+        val, test = (ops[(ops.point == point) & (ops.split == sp)].iloc[0] for sp in ("val", "test"))
+        assert val["threshold"] == test["threshold"] == row["threshold"]
+        assert val["sensitivity"] == pytest.approx(row["sensitivity"])
+        # re-derived on the test split by hand: a case is called at score >= threshold
+        t = row["threshold"]
+        called = s_test >= t
+        assert test["tp"] == np.sum(called & (y_test == 1)) and test["fp"] == np.sum(called & (y_test == 0))
+        assert test["sensitivity"] == pytest.approx(np.mean(s_test[y_test == 1] >= t))
+        assert test["specificity"] == pytest.approx(np.mean(s_test[y_test == 0] < t))
+        assert test["accuracy"] == pytest.approx(np.mean(called == (y_test == 1)))
+    # the test-fitted Youden point is at least as good on test as the transferred one (it saw the labels)
+    fitted = operating_points(y_test, s_test).loc["youden"]
+    transferred = ops[(ops.point == "youden") & (ops.split == "test")].iloc[0]
+    assert fitted["sensitivity"] + fitted["specificity"] >= transferred["sensitivity"] + transferred["specificity"]
+    # direction ">": lower scores are cases (LVEF for heart failure)
+    lower = counts_at([1, 1, 0, 0], [20.0, 35.0, 50.0, 39.0], 40.0, direction=">")
+    assert (lower["tp"], lower["fp"], lower["tn"], lower["fn"]) == (2, 1, 1, 0)

@@ -78,6 +78,11 @@ def test_configured_tokenizer_is_used_and_copied_beside_the_output(built, messy_
     summary = build_reports(messy_csv, tmp_path / "t2", PHANTOM_KEY, tokenizer_dir=str(out / "tokenizer"),
                             max_tokens=16)
     assert summary.tokenizer.startswith("loaded from")
+    import json
+
+    pipeline = json.loads((tmp_path / "t2" / "pipeline.json").read_text())
+    assert pipeline["splitter"] == "pysbd" and pipeline["splitter_version"] == "0.3.4"
+    assert pipeline["tokenizer"] == "loaded from tokenizer" and pipeline["max_tokens"] == 16
     a, b = IndexedReports(out / "reports.json"), IndexedReports(tmp_path / "t2" / "reports.json")
     sid = next(iter(a))
     assert b[sid] == a[sid]

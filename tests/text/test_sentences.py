@@ -37,3 +37,18 @@ def test_configured_stanza_without_the_package_says_what_to_do(monkeypatch, tmp_
     monkeypatch.setitem(sys.modules, "stanza", None)  # makes `import stanza` fail
     with pytest.raises(SentenceSplitterError, match=r"text\.stanza_dir.*stanza package is not installed"):
         SentenceSplitter(tmp_path / "stanza_resources")
+
+
+def test_stanza_dir_missing_or_without_a_model_says_what_to_place_where(tmp_path):
+    with pytest.raises(SentenceSplitterError, match=r"text\.stanza_dir: directory not found.*stanza\.download"):
+        SentenceSplitter(tmp_path / "absent")
+    empty = tmp_path / "stanza_resources"
+    empty.mkdir()
+    with pytest.raises(SentenceSplitterError, match=r"holds no usable stanza English tokenizer.*resources\.json "
+                                                    r"and en/tokenize/"):
+        SentenceSplitter(empty)
+
+
+def test_the_splitter_that_ran_is_named_with_its_version():
+    splitter = SentenceSplitter(None)
+    assert splitter.backend == "pysbd" and splitter.version == "0.3.4"

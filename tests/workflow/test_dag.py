@@ -93,3 +93,34 @@ def test_attention_videos_of_an_encoder_without_class_token_attention_fail_namin
     assert proc.returncode != 0
     assert "encoder 'r2plus1d_18' is not supported — R(2+1)D-18 is a convolutional network" in (
         proc.stdout + proc.stderr)
+
+
+def test_a_paper_run_resolves_to_paper_yaml_alone(snakemake, tmp_path):
+    """--configfile config/paper.yaml site.yaml is those files (merged in order, schema defaults filled),
+    with no key of config/config.yaml leaking in (Snakemake merges files key by key)."""
+    from cinefm.config import PAPER_CONFIG, deep_merge, flatten, validate_config
+
+    site = {"results": str(tmp_path / "results"), "cohort": {"dicom_root": str(tmp_path / "dicom")}}
+    over = tmp_path / "site.yaml"
+    over.write_text(yaml.safe_dump(site))
+    (tmp_path / "config").symlink_to(PAPER_CONFIG.parent)  # the repository-relative paths the config names
+    snakemake("--cores", "1", "--directory", str(tmp_path), "--configfile", str(PAPER_CONFIG), str(over),
+              "--", str(tmp_path / "results" / "config.yaml"), check=True)
+    resolved = yaml.safe_load((tmp_path / "results" / "config.yaml").read_text())
+    expected = deep_merge(yaml.safe_load(PAPER_CONFIG.read_text()), site)
+    validate_config(expected)
+    assert resolved == expected
+    # what used to leak: the demo's EchoNet overrides (8 frames of 32 px, AdamW, 25 epochs)
+    assert resolved["external"]["echonet"]["finetune"]["overrides"] == {}
+    demo = flatten(yaml.safe_load(DEFAULT_CONFIG.read_text()))
+    leaked = {k for k in demo if k not in flatten(expected) and k in flatten(resolved)}
+    assert not leaked
+
+
+def test_without_a_configfile_the_demo_config_is_loaded(snakemake, tmp_path):
+    (tmp_path / "config").symlink_to(DEFAULT_CONFIG.parent)
+    snakemake("--cores", "1", "--directory", str(tmp_path), "--config", f"results={tmp_path}/results",
+              "--", str(tmp_path / "results" / "config.yaml"), check=True)
+    resolved = yaml.safe_load((tmp_path / "results" / "config.yaml").read_text())
+    assert resolved["cohort"]["kind"] == "phantom"
+    assert resolved["results"] == f"{tmp_path}/results"

@@ -51,6 +51,7 @@ def final_targets():
     targets = [f"{PHANTOM_DIR}/faults.csv"] if IS_PHANTOM else []
     targets += [f"{ingest}/files.parquet", f"{ingest}/flow.csv", f"{ingest}/flow.png", f"{ingest}/studies.csv",
                 *expand(f"{ingest}/extract/shard_{{shard}}.csv", shard=ingest_shards())]
+    targets += [f"{R}/config.yaml"]  # the configuration this run resolved to (rule run_config)
     targets += [f"{R}/text/reports.json", f"{R}/labels/labels.csv"]
     targets += [f"{R}/labels/agreement.csv"] if human_labels_csv() else []
     targets += [f"{R}/splits/splits.csv", f"{R}/splits/train_fractions.csv"]
@@ -376,3 +377,4 @@ def attention_inputs(wildcards):
 def attention_report_inputs():
     """The heat-map video tables the report embeds ([] when no attention videos are configured)."""
     return [f"{R}/attention/{name}/videos.csv" for name in attention_experiments()]
+

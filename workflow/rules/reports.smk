@@ -11,6 +11,7 @@ rule reports:
         table=f"{R}/text/reports.csv",
         rejected=f"{R}/text/rejected.csv",
         tokenizer=directory(f"{R}/text/tokenizer"),
+        pipeline=f"{R}/text/pipeline.json",  # which sentence splitter and tokenizer ran
     params:
         text=config["text"],
         key_file=config["privacy"]["key_file"],

@@ -31,7 +31,8 @@ def asymmetric_info_nce(
         l_i(u→v) = −log( exp(s_ii) / Σ_j exp(s_ji) )
         L = (1/N) Σ_i [ λ·l_i(v→u) + (1−λ)·l_i(u→v) ],   λ = ``weight``
 
-    (ConVIRT, Zhang et al. 2022, Eq. 2–3). Returns a scalar tensor.
+    (ConVIRT, Zhang et al. 2022, Eq. 2–3; ConVIRT and the method's paper.yaml use λ = 0.75 —
+    λ = 0.5 is the symmetric CLIP loss). Returns a scalar tensor.
     """
     if video.shape != text.shape or video.dim() != 2:
         raise ValueError(f"video and text must both be (N, D); got {tuple(video.shape)} and {tuple(text.shape)}")

@@ -33,6 +33,7 @@ from typing import Literal, NamedTuple
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from cinefm.config import ConfigError
 from cinefm.models.mil import GatedAttentionMIL
@@ -67,8 +68,13 @@ class StudyModel(nn.Module):
     """
 
     def __init__(self, video: nn.Module, projection_dim: int, n_outputs: int, mil_hidden: int,
-                 layer_norm: bool = False, attention: Attention = "shared") -> None:
+                 layer_norm: bool = False, attention: Attention = "shared", *, trunk_chunk: int = 0,
+                 trunk_checkpoint: bool = False) -> None:
         super().__init__()
+        if trunk_chunk < 0:
+            raise ValueError(f"trunk_chunk must be >= 0 (0 = every clip at once), got {trunk_chunk}")
+        self.trunk_chunk = int(trunk_chunk)
+        self.trunk_checkpoint = bool(trunk_checkpoint)
         if attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
         self.video = video
@@ -87,10 +93,33 @@ class StudyModel(nn.Module):
         if clips.dim() != 6:
             raise ValueError(f"StudyModel expects clips [B, K, C, T, H, W], got {tuple(clips.shape)}")
         real_bk = mask.bool()
-        emb_np = self.video_proj(self.video(clips[real_bk]))
+        emb_np = self.video_proj(self.trunk(clips[real_bk]))
         views_bkp = emb_np.new_zeros(*real_bk.shape, emb_np.shape[-1])
         views_bkp[real_bk] = emb_np
         return views_bkp
+
+    def trunk(self, clips_n: torch.Tensor) -> torch.Tensor:
+        """The video encoder over clips ``[N, C, T, H, W]``, ``trunk_chunk`` clips per pass.
+
+        The batch (and so the loss and its gradient) is unchanged: only how many clips' activations
+        live at once. With ``trunk_checkpoint`` each chunk is an activation checkpoint
+        (``torch.utils.checkpoint``, non-reentrant, RNG state preserved so stochastic depth draws
+        the same paths when recomputed): only the chunk outputs are kept and each chunk's
+        activations are recomputed in backward, one chunk at a time. Identical to one pass for
+        trunks with per-sample normalisation (MViT's LayerNorm, the Perceiver); a BatchNorm trunk
+        (R(2+1)D) in training mode normalises by each chunk's statistics instead of the batch's.
+        """
+        n = clips_n.shape[0]
+        size = self.trunk_chunk or n
+        if size >= n and not self.trunk_checkpoint:
+            return self.video(clips_n)
+        recompute = self.trunk_checkpoint and torch.is_grad_enabled() and any(
+            p.requires_grad for p in self.video.parameters())
+        outs = []
+        for start in range(0, n, size):
+            chunk = clips_n[start:start + size]
+            outs.append(checkpoint(self.video, chunk, use_reentrant=False) if recompute else self.video(chunk))
+        return torch.cat(outs)
 
     def forward(self, clips: torch.Tensor, mask: torch.Tensor | None = None) -> StudyOutput:
         if mask is None:
@@ -162,10 +191,11 @@ def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 
 def build_study_model(video_cfg: dict, *, projection_dim: int, n_outputs: int, mil_hidden: int,
-                      layer_norm: bool = False, attention: Attention = "shared") -> StudyModel:
+                      layer_norm: bool = False, attention: Attention = "shared", trunk_chunk: int = 0,
+                      trunk_checkpoint: bool = False) -> StudyModel:
     """``StudyModel`` with the encoder of ``models.video`` (its ``weights`` → Kinetics init, null → random)."""
     return StudyModel(build_video_encoder(**video_cfg), projection_dim, n_outputs, mil_hidden, layer_norm,
-                      attention)
+                      attention, trunk_chunk=trunk_chunk, trunk_checkpoint=trunk_checkpoint)
 
 
 def _read_checkpoint(path: str | os.PathLike) -> Mapping[str, torch.Tensor]:

@@ -2,9 +2,16 @@
 
 A clip ``[B, C, T, H, W]`` is cut into tubelets ``(t, y, x)``; each tubelet's raw pixels
 are concatenated with Fourier features of its (t, y, x) position in [-1, 1]. A small
-learned latent array cross-attends into these tokens once; then a stack of
-``self_blocks`` latent self-attention blocks is applied ``repeats`` times with the same
-weights (parameter sharing across repeats, as in the Perceiver). A decoder reduces the
+learned latent array cross-attends into these tokens and a stack of ``self_blocks`` latent
+self-attention blocks follows; with ``recurrent_cross`` (the second source's "recurring
+step": cross-attention "feeds in data computed from the previous time step ... sharing weight
+matrices across time") this cross-attend + self-attend step is repeated ``repeats`` times,
+the latents of one repeat being the queries of the next, with the same cross-attention and the
+same self-attention weights every time (the Perceiver's iterative attention, Jaegle et al.
+2021 Sec. 2, with all cross-attends sharing weights); without it the inputs are attended
+once and only the self-attention stack repeats. The cross-attention's MLP widens by
+``cross_mlp_ratio`` (the source's ``CrossAttention(widening_factor=1)``), the self-attention
+MLPs by ``mlp_ratio``. A decoder reduces the
 latents to one vector: ``mean`` (LayerNorm of the mean latent) or ``query`` (one learned
 output query cross-attends to the latents, Perceiver IO's decoder with a single output).
 Output ``[B, latent_dim]`` whatever the number of tokens.
@@ -114,13 +121,15 @@ class PerceiverIOEncoder(nn.Module):
     μ = tubelet-grid size per axis); ``tubelet`` (t, y, x) patch size; ``latents`` N and
     ``latent_dim`` D of the latent array; ``cross_heads``; ``self_heads``, ``self_blocks``
     (distinct blocks) and ``repeats`` (how often that shared stack is applied);
-    ``fourier_bands`` K; ``decoder`` ``mean`` | ``query``; ``mlp_ratio``; ``in_channels``.
+    ``fourier_bands`` K; ``decoder`` ``mean`` | ``query``; ``mlp_ratio`` (self-attention MLPs);
+    ``cross_mlp_ratio`` (cross-attention MLPs); ``recurrent_cross`` (cross-attend into the inputs
+    in every repeat, shared weights); ``in_channels``.
     """
 
     def __init__(self, *, frames: int, size: int, tubelet: Sequence[int] = (2, 8, 8), latents: int = 32,
                  latent_dim: int = 64, cross_heads: int = 1, self_heads: int = 4, self_blocks: int = 2,
                  repeats: int = 2, fourier_bands: int = 6, decoder: str = "mean", mlp_ratio: int = 4,
-                 in_channels: int = 3) -> None:
+                 cross_mlp_ratio: int | None = None, recurrent_cross: bool = False, in_channels: int = 3) -> None:
         super().__init__()
         if len(tubelet) != 3:
             raise ConfigError(f"models.video.perceiver_io.tubelet: need (t, y, x), got {list(tubelet)}")
@@ -131,15 +140,17 @@ class PerceiverIOEncoder(nn.Module):
                                max(1, size // self.tubelet[2]))
         self.fourier_bands = fourier_bands
         self.repeats = repeats
+        self.recurrent_cross = bool(recurrent_cross)
+        cross_mlp_ratio = mlp_ratio if cross_mlp_ratio is None else cross_mlp_ratio
         self.decoder = decoder
         self.out_dim = latent_dim
         token_dim = in_channels * math.prod(self.tubelet) + 3 * (2 * fourier_bands + 1)
         self.latents = nn.Parameter(torch.randn(latents, latent_dim) * 0.02)
-        self.encode = CrossAttentionBlock(latent_dim, token_dim, cross_heads, mlp_ratio)
+        self.encode = CrossAttentionBlock(latent_dim, token_dim, cross_heads, cross_mlp_ratio)
         self.blocks = nn.ModuleList(SelfAttentionBlock(latent_dim, self_heads, mlp_ratio) for _ in range(self_blocks))
         if decoder == "query":
             self.query = nn.Parameter(torch.randn(1, latent_dim) * 0.02)
-            self.decode = CrossAttentionBlock(latent_dim, latent_dim, cross_heads, mlp_ratio)
+            self.decode = CrossAttentionBlock(latent_dim, latent_dim, cross_heads, cross_mlp_ratio)
         self.norm = nn.LayerNorm(latent_dim)
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
@@ -157,8 +168,10 @@ class PerceiverIOEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = self.tokens(x)
-        z = self.encode(self.latents.expand(x.shape[0], -1, -1), tokens)
-        for _ in range(self.repeats):
+        z = self.latents.expand(x.shape[0], -1, -1)
+        for step in range(self.repeats):
+            if step == 0 or self.recurrent_cross:  # the recurring step: the same self.encode every time
+                z = self.encode(z, tokens)
             for block in self.blocks:
                 z = block(z)
         if self.decoder == "query":

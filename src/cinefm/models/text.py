@@ -84,15 +84,19 @@ def _check_bert_dir(path: Path) -> None:
         raise ConfigError(f"models.text.path: {path} lacks {', '.join(missing)} — {PLACE_BERT}")
 
 
-def freeze_bert_layers(bert: BertModel, k: int) -> None:
-    """Freeze the embeddings and encoder layers 0..k-1 (``requires_grad = False``); k = 0 freezes nothing."""
+def freeze_bert_layers(bert: BertModel, k: int, embeddings: bool = False) -> None:
+    """Freeze encoder layers 0..k-1 (``requires_grad = False``) and, with ``embeddings``, the embedding layer.
+
+    The method freezes "the first 6 layers of the BERT text encoder" and says nothing of the
+    embeddings, so they train unless ``models.text.freeze_embeddings`` says otherwise. k = 0 and
+    ``embeddings`` False freezes nothing.
+    """
     n = bert.config.num_hidden_layers
     if not 0 <= k <= n:
         raise ConfigError(f"models.text.freeze_layers: {k} is outside 0..{n} (the BERT has {n} layers)")
-    if k == 0:
-        return
-    for p in bert.embeddings.parameters():
-        p.requires_grad_(False)
+    if embeddings:
+        for p in bert.embeddings.parameters():
+            p.requires_grad_(False)
     for layer in bert.encoder.layer[:k]:
         for p in layer.parameters():
             p.requires_grad_(False)
@@ -106,6 +110,7 @@ def build_text_encoder(
     heads: int = 2,
     vocab_size: int = 30522,
     freeze_layers: int = 0,
+    freeze_embeddings: bool = False,
     pooling: str = "mean",
     feature_norm: str = "none",
     max_position: int = 512,
@@ -115,7 +120,7 @@ def build_text_encoder(
 
     With a path, ``layers``/``hidden``/``heads`` must match the directory's config.json
     (they document the model in config); ``vocab_size`` and ``max_position`` are then
-    taken from the directory. ``freeze_layers``: see :func:`freeze_bert_layers`;
+    taken from the directory. ``freeze_layers``/``freeze_embeddings``: see :func:`freeze_bert_layers`;
     ``pooling`` and ``feature_norm``: see :class:`TextEncoder`. ``dropout``: BERT's hidden
     and attention-probability dropout (None: the model's own, 0.1 for BERT-base).
     """
@@ -141,7 +146,7 @@ def build_text_encoder(
                          num_attention_heads=heads, intermediate_size=4 * hidden,
                          max_position_embeddings=max_position, **drop)
         bert = BertModel(cfg, add_pooling_layer=False)
-    freeze_bert_layers(bert, freeze_layers)
+    freeze_bert_layers(bert, freeze_layers, embeddings=freeze_embeddings)
     return TextEncoder(bert, pooling=pooling, feature_norm=feature_norm)
 
 

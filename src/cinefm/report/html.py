@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 
 from cinefm.atomic import write_text
-from cinefm.config import PAPER_CONFIG, differences, flatten
+from cinefm.config import PAPER_CONFIG, ConfigError, differences, flatten, validate_config
 from cinefm.report import tables
 
 log = logging.getLogger(__name__)
@@ -333,7 +333,8 @@ def settings_section(results: Path, config: dict) -> Section:
     title = "Settings that differ from the method"
     try:
         paper = yaml.safe_load(PAPER_CONFIG.read_text())
-    except (OSError, yaml.YAMLError) as err:
+        validate_config(paper)  # the method's values with the schema's defaults, as a run's config holds them
+    except (OSError, yaml.YAMLError, ConfigError) as err:
         return Section("settings", title, f'<p class="missing">Could not read the method\'s defaults '
                        f"<code>{html.escape(str(PAPER_CONFIG))}</code>: {html.escape(str(err))}</p>")
     # only the method's sections: entries the workflow adds to a run's config are not settings

@@ -146,6 +146,7 @@ def thresholds_display(df: pd.DataFrame) -> pd.DataFrame:
         "Experiment": df["experiment"],
         "Task": df["task"].map(task_name),
         "Operating point": df["point"].map(point),
+        **({"Chosen on": df["chosen_on"], "Split": df["split"]} if "split" in df else {}),
         "Threshold": df["threshold"].map(lambda t: fmt(t, 4)),
         "Sensitivity": df["sensitivity"].map(fmt),
         "Specificity": df["specificity"].map(fmt),

@@ -18,8 +18,11 @@ Output (``out_dir``, normally ``results/stats``):
   the same task/mode/fraction, paired DeLong on their common test studies:
   task, mode, fraction, experiment_a, experiment_b, n, auc_a, auc_b, difference,
   ci_low, ci_high, statistic, p_value, level, note.
-- ``thresholds.csv``: experiment, task, point, threshold, sensitivity, specificity,
-  accuracy, tp, fp, tn, fn (:func:`cinefm.stats.operating_points`).
+- ``thresholds.csv``: experiment, task, point, chosen_on, split, threshold, sensitivity,
+  specificity, accuracy, tp, fp, tn, fn: each operating point's threshold chosen on the
+  validation split (``chosen_on: val``) and reported there and, unchanged, on the test split
+  (:func:`cinefm.stats.thresholds.transferred_operating_points`); chosen on the test split only
+  when the predictions hold no usable validation rows (``chosen_on: test``).
 - ``regression.csv``: experiment, task, metric, value, ci_low, ci_high, n: MAE, MSE,
   RMSE, R², Pearson r (bootstrap CIs) and the Bland–Altman bias, SD and limits.
 - ``lvef_subgroups.csv`` (when the labels, splits and training fractions are given): the
@@ -39,6 +42,7 @@ undefined (e.g. a test split without cases) carries NaN and says why in ``note``
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Iterable
@@ -56,7 +60,7 @@ from cinefm.stats.regression import regression_metrics
 from cinefm.stats.roc import RocPanel, roc_auc_ci, roc_ci_band, roc_curve, roc_figure
 from cinefm.stats.subgroups import COLUMNS as SUBGROUP_COLUMNS
 from cinefm.stats.subgroups import lvef_subgroups, subgroup_plot
-from cinefm.stats.thresholds import operating_points
+from cinefm.stats.thresholds import operating_points, transferred_operating_points
 from cinefm.stats.view_attention import COLUMNS as ATTENTION_COLUMNS
 from cinefm.stats.view_attention import attention_columns, view_attention_plot, view_attention_table
 from cinefm.train.experiments import fraction_label
@@ -68,6 +72,7 @@ IDENTITY = ("experiment", "cohort", "init", "mode", "fraction")  # one value per
 REGRESSION_TASK = "lvef"
 HEART_FAILURE = "heart_failure"
 SUBGROUP_FIGURE = "lvef_subgroups.png"
+VALIDATION = "val"  # the split label of validation rows in predictions.csv (operating points are chosen there)
 ATTENTION_FIGURE = "view_attention.png"
 # Column order of every table written by write_stats (documented in the module docstring).
 TABLE_COLUMNS = {
@@ -75,7 +80,7 @@ TABLE_COLUMNS = {
                   "ci_low", "ci_high", "variance", "direction", "level", "note"],
     "delong.csv": ["task", "mode", "fraction", "experiment_a", "experiment_b", "n", "auc_a", "auc_b",
                    "difference", "ci_low", "ci_high", "statistic", "p_value", "level", "note"],
-    "thresholds.csv": ["experiment", "task", "point", "threshold", "sensitivity", "specificity", "accuracy",
+    "thresholds.csv": ["experiment", "task", "point", "chosen_on", "split", "threshold", "sensitivity", "specificity", "accuracy",
                        "tp", "fp", "tn", "fn"],
     "regression.csv": ["experiment", "task", "metric", "value", "ci_low", "ci_high", "n"],
     "lvef_subgroups.csv": SUBGROUP_COLUMNS,
@@ -120,6 +125,7 @@ class Experiment:
     mode: str | None
     fraction: str | None
     rows: pd.DataFrame  # study_id, target, score and attn_<view> (test split)
+    val_rows: pd.DataFrame | None = None  # study_id, target, score of the validation split (thresholds)
 
     @property
     def model(self) -> str:
@@ -212,8 +218,11 @@ def read_experiments(path: str | os.PathLike, split: str = "test") -> list[Exper
             raise ValueError(f"{path}: study {dup} appears twice in the {split} split for task {task}")
         name = experiment if len(tasks) == 1 else f"{experiment}/{task}"
         keep = ["study_id", "target", "score", *attention_columns(rows)]
+        val = df[(df["split"] == VALIDATION) & (df["task"] == task)] if split != VALIDATION else df.iloc[:0]
         out.append(Experiment(name=name, task=task, init=init, mode=mode, fraction=fraction,
-                              rows=rows[keep].reset_index(drop=True)))
+                              rows=rows[keep].reset_index(drop=True),
+                              val_rows=val[["study_id", "target", "score"]].reset_index(drop=True)
+                              if not val.empty else None))
     return out
 
 
@@ -256,14 +265,32 @@ def auroc_row(exp: Experiment, s: StatsSettings) -> dict:
 
 
 def threshold_rows(exp: Experiment, s: StatsSettings) -> list[dict]:
+    """The operating points chosen on the validation split and applied to the test split (both rows).
+
+    Without usable validation predictions (none saved, or one class only) they are chosen on the
+    test split itself, and ``chosen_on`` says so.
+    """
     task, y, score, direction = binary_view(exp, s.heart_failure_lvef)
+    targets = dict(direction=direction, sensitivity_target=s.sensitivity_target,
+                   specificity_target=s.specificity_target)
+    if exp.val_rows is not None:
+        _, y_val, score_val, _ = binary_view(dataclasses.replace(exp, rows=exp.val_rows), s.heart_failure_lvef)
+        try:
+            ops = transferred_operating_points(y_val, score_val, y, score, **targets)
+            return [{"experiment": exp.name, "task": task, "chosen_on": VALIDATION, **row}
+                    for row in ops.to_dict("records")]
+        except ValueError as err:
+            log.warning("%s: operating points cannot be chosen on the validation split (%s); choosing them on "
+                        "the test split", exp.name, err)
+    else:
+        log.warning("%s: no validation predictions; operating points chosen on the test split", exp.name)
     try:
-        ops = operating_points(y, score, direction=direction, sensitivity_target=s.sensitivity_target,
-                               specificity_target=s.specificity_target)
+        ops = operating_points(y, score, **targets)
     except ValueError as err:
         log.warning("%s: no operating points: %s", exp.name, err)
         return []
-    return [{"experiment": exp.name, "task": task, **row} for row in ops.reset_index().to_dict("records")]
+    return [{"experiment": exp.name, "task": task, "chosen_on": "test", "split": "test", **row}
+            for row in ops.reset_index().to_dict("records")]
 
 
 def regression_rows(exp: Experiment, s: StatsSettings) -> list[dict]:

@@ -15,6 +15,12 @@ Selection rules (each returns exactly one threshold):
   highest sensitivity; among those, the highest specificity.
 The ±Inf thresholds guarantee that both target rules always have a candidate.
 
+:func:`transferred_operating_points` chooses the thresholds on one split (validation) and
+applies them, unchanged, to another (test): the test row is then an honest estimate of the
+operating point, not one fitted to the test labels. A threshold ``t`` calls a study a case
+when ``score >= t`` (direction ``<``: controls < t <= cases, as pROC) or ``score <= t``
+(direction ``>``).
+
 References: Youden WJ. Index for rating diagnostic tests. Cancer 1950;3:32-35.
 Robin X, et al. pROC. BMC Bioinformatics 2011;12:77.
 """
@@ -68,3 +74,45 @@ def operating_points(
     out = table.iloc[list(rows.values())][COLUMNS].copy()
     out.index = pd.Index(list(rows), name="point")
     return out
+
+
+def counts_at(y_true, score, threshold: float, direction: str = "<") -> dict[str, float]:
+    """Sensitivity, specificity, accuracy and tp/fp/tn/fn of ``score`` at a fixed ``threshold``.
+
+    NaN labels are left out; ``direction`` ``<`` calls ``score >= threshold`` a case, ``>`` ``score <= threshold``.
+    """
+    if direction not in ("<", ">"):
+        raise ValueError(f"direction must be '<' or '>', got {direction!r}")
+    y = np.asarray(y_true, dtype=np.float64)
+    s = np.asarray(score, dtype=np.float64)
+    keep = ~np.isnan(y) & ~np.isnan(s)
+    y, s = y[keep], s[keep]
+    called = s >= threshold if direction == "<" else s <= threshold
+    case = y == 1
+    tp, fn = int(np.sum(called & case)), int(np.sum(~called & case))
+    fp, tn = int(np.sum(called & ~case)), int(np.sum(~called & ~case))
+    n = tp + fn + fp + tn
+    return {"threshold": float(threshold),
+            "sensitivity": tp / (tp + fn) if tp + fn else np.nan,
+            "specificity": tn / (tn + fp) if tn + fp else np.nan,
+            "accuracy": (tp + tn) / n if n else np.nan, "tp": tp, "fp": fp, "tn": tn, "fn": fn}
+
+
+def transferred_operating_points(
+    y_choose, score_choose, y_apply, score_apply, direction: str = "<",
+    sensitivity_target: float = 0.9, specificity_target: float = 0.9,
+    splits: tuple[str, str] = ("val", "test"),
+) -> pd.DataFrame:
+    """Operating points chosen on ``(y_choose, score_choose)`` and applied to ``(y_apply, score_apply)``.
+
+    Rows: each point twice, ``split`` = ``splits[0]`` (where it was chosen) and ``splits[1]`` (the
+    same threshold applied); columns ``point, split`` and :data:`COLUMNS`.
+    """
+    chosen = operating_points(y_choose, score_choose, direction=direction, sensitivity_target=sensitivity_target,
+                              specificity_target=specificity_target)
+    rows = []
+    for point, row in chosen.iterrows():
+        rows.append({"point": point, "split": splits[0], **{c: row[c] for c in COLUMNS}})
+        rows.append({"point": point, "split": splits[1],
+                     **counts_at(y_apply, score_apply, float(row["threshold"]), direction)})
+    return pd.DataFrame(rows, columns=["point", "split", *COLUMNS])

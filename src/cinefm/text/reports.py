@@ -16,6 +16,7 @@ Outputs (``out_dir`` = ``results/text``):
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Collection
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cinefm.atomic import write_csv
+from cinefm.atomic import write_csv, write_text
 from cinefm.privacy import pseudonymize
 from cinefm.text.indexed_json import write_indexed_json
 from cinefm.text.report_table import (
@@ -124,6 +125,11 @@ def build_reports(
         for sid, sents in zip(table["study_id"], sentences, strict=True)
     }
     write_indexed_json(entries, out / "reports.json")
+    # which splitter and tokenizer produced the sentences (the method: stanza, BERT's WordPiece)
+    write_text(out / "pipeline.json", json.dumps({"splitter": splitter.backend, "splitter_version": splitter.version,
+                                                   "tokenizer": f"loaded from {Path(tokenizer_dir).name}" if tokenizer_dir else origin,
+                                                   "vocab_size": len(tokenizer),
+                                                   "max_tokens": max_tokens}, indent=1) + "\n")
     write_csv(table, out / "reports.csv")  # the row index is dropped: it points into raw data
     write_rejections(rejections, out / "rejected.csv")
     summary = ReportsSummary(len(entries), rejection_counts(rejections), origin, splitter.backend)

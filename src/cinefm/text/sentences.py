@@ -44,14 +44,32 @@ def _stanza_segmenter(stanza_dir: Path) -> Callable[[str], list[str]]:
             f"stanza.download('en', model_dir='{stanza_dir}', processors='tokenize')\") and copy "
             "the folder here, or set text.stanza_dir: null"
         )
-    pipeline = stanza.Pipeline(
-        lang="en", dir=str(stanza_dir), processors="tokenize", download_method=None, verbose=False
-    )
+    try:
+        pipeline = stanza.Pipeline(
+            lang="en", dir=str(stanza_dir), processors="tokenize", download_method=None, verbose=False
+        )
+    except Exception as err:  # noqa: BLE001 - stanza raises several kinds for a missing/partial model
+        raise SentenceSplitterError(
+            f"config.text.stanza_dir: {stanza_dir} holds no usable stanza English tokenizer "
+            f"({type(err).__name__}: {err}) — it must be a stanza resources directory with "
+            "resources.json and en/tokenize/<package>.pt: run python -c \"import stanza; "
+            f"stanza.download('en', model_dir='{stanza_dir}', processors='tokenize')\" where a network is "
+            "available and copy the folder here, or set text.stanza_dir: null for the offline pysbd splitter"
+        ) from err
 
     def segment(line: str) -> list[str]:
         return [s.text for s in pipeline(line).sentences]
 
     return segment
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
 
 
 def _pysbd_segmenter() -> Callable[[str], list[str]]:
@@ -69,6 +87,7 @@ class SentenceSplitter:
 
     def __init__(self, stanza_dir: str | os.PathLike | None = None) -> None:
         self.backend = "stanza" if stanza_dir else "pysbd"
+        self.version = _version(self.backend)
         self._segment = _stanza_segmenter(Path(stanza_dir)) if stanza_dir else _pysbd_segmenter()
 
     def __call__(self, text: str) -> list[str]:

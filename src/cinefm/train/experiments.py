@@ -94,6 +94,12 @@ class Experiment:
     batch_size: int | None = None
     epochs: int | None = None
     metrics: tuple[str, ...] = ()
+    loss: str | None = None            # LVEF loss (None = the config's Huber)
+    target_scale: str | None = None    # None = config finetune.lvef.target_scale
+    select_by: str = "metric"          # metric | loss (checkpoint selection on the validation split)
+    pad: int = 0                       # external cohorts: pad-and-random-crop of training clips
+    normalization: str = "config"      # external cohorts: config | dataset mean/SD
+    test_clips: str = "one"            # external cohorts: one | all clips averaged in the final predictions
 
     @property
     def kind(self) -> Kind:
@@ -186,6 +192,7 @@ def _recipe(doc: Mapping[str, Any], source: str) -> dict[str, Any]:
                               "split; set split_source: release (the keyed-hash split covers the MRI cohort only)")
     if cohort == "cmr":
         bad = [k for k, v in (("split_source", split_source != "hash"), ("view", "view" in doc),
+                              *((k, k in doc) for k in ("pad", "normalization", "test_clips")),
                               ("clip.period", bool(clip) and int(clip.get("period", 1)) != 1)) if v]
         if bad:
             raise ExperimentError(f"{source}: key(s) {bad} apply to external cohorts only (cohort: echonet); "
@@ -198,6 +205,10 @@ def _recipe(doc: Mapping[str, Any], source: str) -> dict[str, Any]:
         "batch_size": None if doc.get("batch_size") is None else int(doc["batch_size"]),
         "epochs": None if doc.get("epochs") is None else int(doc["epochs"]),
         "metrics": tuple(doc.get("metrics") or ()),
+        "loss": doc.get("loss"), "target_scale": doc.get("target_scale"),
+        "select_by": str(doc.get("select_by", "metric")),
+        "pad": int(doc.get("pad", 0)), "normalization": str(doc.get("normalization", "config")),
+        "test_clips": str(doc.get("test_clips", "one")),
     }
 
 

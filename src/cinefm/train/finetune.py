@@ -213,7 +213,7 @@ def prepare(experiment_yaml: PathLike, config: Mapping[str, Any], *, splits_csv:
     init_weights(module, plan, recipe.video)
     module.run_info = {**info.meta(), "tasks": tasks, "init_note": plan.note,
                        "experiment_file": recipe.experiment_file}
-    monitor, direction = selection_metric(recipe.kind, dm.datasets["val"].targets)
+    monitor, direction = selection_metric(recipe.kind, dm.datasets["val"].targets, recipe.select_by)
     return Prepared(info, recipe, dm, module, monitor, direction)
 
 
@@ -293,7 +293,8 @@ def evaluate_best(prep: Prepared, checkpoint_path: str | os.PathLike, gpus: int 
         info.add("history", "val", {k: v for k, v in h.items() if k not in ("step", "epoch")},
                  step=h["step"], epoch=h["epoch"])
     trainer = _predict_trainer(gpus)
-    predictions = pd.concat([predict(module, dm.dataloader(split), split, trainer=trainer)
+    loader = getattr(dm, "predict_dataloader_of", dm.dataloader)  # echo: every clip of a video (test_clips)
+    predictions = pd.concat([predict(module, loader(split), split, trainer=trainer)
                              for split in ("val", "test") if len(dm.datasets[split])], ignore_index=True)
     for split, part in predictions.groupby("split", sort=False):
         scores, targets = _scores_targets(part, info.tasks)

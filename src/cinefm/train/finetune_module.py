@@ -32,7 +32,12 @@ from torchmetrics.aggregation import CatMetric, MeanMetric
 
 from cinefm.data.h5 import VIEWS
 from cinefm.models.heads import StudyModel, build_study_model, set_mode, trainable_parameters
-from cinefm.train.objectives import huber_on_z, masked_bce_with_logits, task_metrics, view_attention
+from cinefm.train.objectives import (
+    masked_bce_with_logits,
+    regression_loss,
+    task_metrics,
+    view_attention,
+)
 from cinefm.train.optim import build_optimization
 from cinefm.train.recipe import FinetuneRecipe
 
@@ -73,7 +78,12 @@ class FinetuneModule(L.LightningModule):
                                    "fingerprint": fingerprint})
         self.model: StudyModel = build_study_model(
             fields["video"], projection_dim=recipe.projection_dim, n_outputs=len(recipe.tasks),
-            mil_hidden=recipe.mil_hidden, layer_norm=recipe.kind == "classification", attention=recipe.attention)
+            mil_hidden=recipe.mil_hidden, layer_norm=recipe.kind == "classification", attention=recipe.attention,
+            trunk_chunk=recipe.trunk_chunk, trunk_checkpoint=recipe.trunk_checkpoint)
+        if recipe.kind == "regression" and recipe.target_scale == "percent":
+            # one linear output in percent, its bias the training mean (EchoNet-Dynamic: video.py)
+            with torch.no_grad():
+                self.model.head.bias.fill_(float(target_mean))
         set_mode(self.model, recipe.mode)
         self.register_buffer("pos_weight", torch.tensor(pos_weight if pos_weight is not None
                                                         else [1.0] * len(recipe.tasks), dtype=torch.float32))
@@ -92,15 +102,19 @@ class FinetuneModule(L.LightningModule):
 
     # scores in the units written to predictions.csv
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
-        """LVEF in percent (de-normalised z) or disease probabilities."""
+        """LVEF in percent (the output itself, or de-normalised z) or disease probabilities."""
         if self.hparams.kind == "regression":
+            if self.hparams.get("target_scale", "zscore") == "percent":
+                return logits
             return logits * self.hparams.target_std + self.hparams.target_mean
         return torch.sigmoid(logits)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.hparams.kind == "regression":
-            return huber_on_z(logits, target, self.hparams.target_mean, self.hparams.target_std,
-                              self.hparams.huber_delta)
+            return regression_loss(logits, target, loss=self.hparams.get("regression_loss", "huber"),
+                                   scale=self.hparams.get("target_scale", "zscore"),
+                                   mean=self.hparams.target_mean, std=self.hparams.target_std,
+                                   delta=self.hparams.huber_delta)
         return masked_bce_with_logits(logits, target, self.pos_weight)
 
     def forward(self, video: torch.Tensor, mask: torch.Tensor):
@@ -152,8 +166,17 @@ class FinetuneModule(L.LightningModule):
                  ", ".join(f"{k}={v:.4g}" for k, v in row.items()))
 
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> list[dict]:
-        """One row per study and task of the batch (the columns of ``predictions.csv``)."""
-        out = self.model(batch["video"], batch["mask"])
+        """One row per study and task of the batch (the columns of ``predictions.csv``).
+
+        With the recipe's ``test_clips: all`` (EchoNet-Dynamic) the ``K`` clips of a study are clips
+        of one video, not views: the output is the mean of each clip's own output (the head is
+        affine, so this is the mean of the per-clip predictions) and the video's one view gets
+        attention share 1.
+        """
+        if (self.hparams.data or {}).get("test_clips", "one") == "all":
+            out = self._clip_average(batch["video"], batch["mask"])
+        else:
+            out = self.model(batch["video"], batch["mask"])
         scores = self.scores(out.logits).float().cpu().numpy()
         targets = batch["target"].float().cpu().numpy()
         tasks = list(self.hparams.tasks)
@@ -166,6 +189,19 @@ class FinetuneModule(L.LightningModule):
                  "task": task, "target": targets[i, j], "score": scores[i, j],
                  **{f"attn_{v}": s for v, s in shares[j][i].items()}}
                 for i, study in enumerate(batch["study_id"]) for j, task in enumerate(tasks)]
+
+    def _clip_average(self, video: torch.Tensor, mask: torch.Tensor):
+        from cinefm.models.heads import StudyOutput
+
+        real = mask.bool()
+        views = self.model.embed_views(video, real)
+        per_clip = self.model.view_logits(views)                        # (B, K, n_outputs)
+        weight = real.to(per_clip.dtype) / real.sum(1, keepdim=True)    # (B, K): 1 / n_clips on real clips
+        logits = torch.einsum("bkj,bk->bj", per_clip, weight)
+        # the clips are one view's: its attention share is 1 (held by the first slot, exactly)
+        attention = torch.zeros_like(weight)
+        attention[:, 0] = 1.0
+        return StudyOutput(logits, attention, views)
 
     def configure_optimizers(self):
         return build_optimization(trainable_parameters(self.model), self.hparams.optimizer, self.hparams.scheduler,

@@ -1,7 +1,11 @@
 """Fine-tuning objectives and metrics: pure functions of arrays and tensors (no Lightning, no I/O).
 
-Losses: LVEF — Huber loss (Huber 1964) on the z-scored target ``(y − μ_train) / σ_train``
-(the head predicts z; scores are de-normalised to percent); diseases — binary
+Losses: LVEF — :func:`regression_loss`: Huber loss (Huber 1964; PyTorch's ``huber_loss``,
+default δ = 1) on LVEF in percentage points (``target_scale: percent``, the method: the head's
+single linear output is LVEF in percent, its bias initialised to the training mean) or on the
+z-scored target ``(y − μ_train) / σ_train`` (``target_scale: zscore``: the head predicts z,
+scores are de-normalised to percent; δ is then in training SDs); or MSE (EchoNet-Dynamic's
+recipe); diseases — binary
 cross-entropy with ``pos_weight = n_neg / n_pos`` of the training split, per disease,
 unknown labels (NaN) masked out. Metrics: MAE, MSE and heart-failure AUROC (reference
 LVEF < ``labels.heart_failure_lvef``, score = −predicted LVEF) for LVEF; AUROC per
@@ -70,6 +74,33 @@ def huber_on_z(pred_z: torch.Tensor, target: torch.Tensor, mean: float, std: flo
     return F.huber_loss(pred_z[known], z.to(pred_z.dtype), delta=delta)
 
 
+REGRESSION_LOSSES = ("huber", "mse")
+TARGET_SCALES = ("percent", "zscore")
+
+
+def regression_loss(pred: torch.Tensor, target: torch.Tensor, *, loss: str, scale: str, mean: float, std: float,
+                    delta: float = 1.0) -> torch.Tensor:
+    """The LVEF loss over known targets (module docstring).
+
+    ``pred`` is the head's output: LVEF in percent (``scale='percent'``) or z (``'zscore'``);
+    ``target`` is LVEF in percent (NaN = unknown). ``loss``: ``huber`` (transition ``delta``, in
+    the units of ``scale``) or ``mse``.
+    """
+    if loss not in REGRESSION_LOSSES or scale not in TARGET_SCALES:
+        raise ValueError(f"regression loss {loss!r} / target scale {scale!r}: expected one of "
+                         f"{REGRESSION_LOSSES} / {TARGET_SCALES}")
+    if scale == "zscore" and loss == "huber":
+        return huber_on_z(pred, target, mean, std, delta)
+    known = ~torch.isnan(target)
+    if not bool(known.any()):
+        return pred.sum() * 0.0
+    y = target[known] if scale == "percent" else (target[known] - mean) / std
+    y = y.to(pred.dtype)
+    if loss == "mse":
+        return F.mse_loss(pred[known], y)
+    return F.huber_loss(pred[known], y, delta=delta)
+
+
 def target_scaling(values: np.ndarray) -> tuple[float, float]:
     """Mean and SD (ddof 0; 1.0 when undefined or 0) of the known training targets."""
     known = values[~np.isnan(values)]
@@ -126,12 +157,15 @@ def view_attention(attention_bk: torch.Tensor, views: Sequence[Sequence[str]]) -
     return out
 
 
-def selection_metric(kind: str, val_targets_nt: np.ndarray) -> tuple[str, str]:
+def selection_metric(kind: str, val_targets_nt: np.ndarray, select_by: str = "metric") -> tuple[str, str]:
     """``(monitor, mode)`` for choosing the best checkpoint on the validation split.
 
+    ``select_by: loss``: ``val/loss`` (min), as EchoNet-Dynamic keeps its best validation loss.
     LVEF: ``val/mae`` (min). Diseases: ``val/auroc`` (max) when at least one disease has
     both classes among the validation labels, else ``val/loss`` (min).
     """
+    if select_by == "loss":
+        return "val/loss", "min"
     if kind == "regression":
         return "val/mae", "min"
     both = [bool(np.any(col == 1) and np.any(col == 0)) for col in val_targets_nt.T]
@@ -153,5 +187,6 @@ def check_known_targets(targets_nt: np.ndarray, tasks: Sequence[str], *, experim
                 "train on other tasks")
 
 
-__all__ = ["HEART_FAILURE", "check_known_targets", "huber_on_z", "masked_bce_with_logits", "pos_weights",
+__all__ = ["HEART_FAILURE", "REGRESSION_LOSSES", "TARGET_SCALES", "check_known_targets", "huber_on_z",
+           "regression_loss", "masked_bce_with_logits", "pos_weights",
            "selection_metric", "target_scaling", "task_metrics", "view_attention"]

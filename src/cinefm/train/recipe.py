@@ -17,7 +17,7 @@ nowhere else:
    scheduler, batch size and epochs. A file with its own ``optimizer`` brings its whole
    recipe: the config's ``schedule`` is then not applied;
 3. **the cohort's overrides**: ``external.<cohort>.finetune.overrides`` (demo-sized
-   epochs, batch size, clip, optimizer, scheduler; ``by_encoder.<encoder>`` over the
+   epochs, batch size, pad, clip, optimizer, scheduler; ``by_encoder.<encoder>`` over the
    common ones; empty in ``paper.yaml``) replace the file's values, and
    ``external.<cohort>.finetune.weights.<encoder>`` names the starting weights of an
    encoder other than the config's.
@@ -57,7 +57,7 @@ from cinefm.train.runs import plain_data
 log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
-OVERRIDABLE = ("epochs", "batch_size", "clip", "optimizer", "scheduler")
+OVERRIDABLE = ("epochs", "batch_size", "pad", "clip", "optimizer", "scheduler")
 BY_ENCODER = "by_encoder"  # overrides for one encoder, applied over the common ones
 ATTENTION = {"per_disease": "per_output", "shared": "shared"}  # config spelling -> StudyModel's
 
@@ -98,6 +98,9 @@ class DataRecipe:
     sax_fraction: float = 1.0
     view: str | None = None
     augmix: dict[str, Any] | None = None
+    pad: int = 0                   # echo: zero-pad + random crop of training clips (EchoNet: 12)
+    normalization: str = "config"  # config (mean/std above) | dataset (the training videos', EchoNet)
+    test_clips: str = "one"        # echo final predictions: one clip | all clips averaged (EchoNet)
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ class FinetuneRecipe:
     mil_hidden: int
     attention: str                 # shared | per_output (one gated attention per task)
     # objective and evaluation
-    huber_delta: float | None      # regression: Huber transition in training-SD units
+    huber_delta: float | None      # regression: Huber transition, in the units of target_scale
     view_loss_weight: float        # classification: weight of the per-view BCE (0 = the method)
     heart_failure_lvef: float
     # optimisation
@@ -138,6 +141,12 @@ class FinetuneRecipe:
     metrics: tuple[str, ...] = ()  # extra metrics the experiment file asks for
     experiment_file: str = ""
     description: str = ""
+    # objective (regression), selection and trunk memory (defaults: what recipes before these fields did)
+    regression_loss: str = "huber"  # huber | mse (EchoNet-Dynamic)
+    target_scale: str = "zscore"    # percent (head output in percent, bias = training mean) | zscore
+    select_by: str = "metric"       # metric (val MAE / AUROC) | loss (val loss)
+    trunk_chunk: int = 0            # clips per trunk pass (0 = all at once)
+    trunk_checkpoint: bool = False  # activation checkpointing per chunk
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -220,7 +229,7 @@ def apply_overrides(exp: Experiment, overrides: Mapping[str, Any] | None) -> Exp
         raise ConfigError(f"external.{exp.cohort}.finetune.overrides: unknown key(s) {unknown}; "
                           f"known: {list(OVERRIDABLE)}")
     changes: dict[str, Any] = {}
-    for key in ("epochs", "batch_size"):
+    for key in ("epochs", "batch_size", "pad"):
         if overrides.get(key) is not None:
             changes[key] = int(overrides[key])
     for key, cls in (("clip", ClipSettings), ("optimizer", OptimizerSpec), ("scheduler", SchedulerSpec)):
@@ -294,7 +303,8 @@ def build_recipe(exp: Experiment, config: Mapping[str, Any]) -> FinetuneRecipe:
         motion_crop=float(data["motion_crop"]) if cmr else 1.0,
         min_frames=int(data["min_frames"]), max_open_files=int(data["max_open_files"]),
         sax_fraction=float(section["sax_fraction"]) if cmr else 1.0, view=exp.view,
-        augmix=copy.deepcopy(dict(data["augmix"])) if augment else None)
+        augmix=copy.deepcopy(dict(data["augmix"])) if augment else None,
+        pad=int(exp.pad), normalization=exp.normalization, test_clips=exp.test_clips)
     return FinetuneRecipe(
         experiment=exp.name, cohort=exp.cohort, task=exp.task, kind=exp.kind,
         tasks=tuple(exp.tasks(config["labels"]["diseases"])), init=exp.init, mode=exp.mode,
@@ -310,6 +320,9 @@ def build_recipe(exp: Experiment, config: Mapping[str, Any]) -> FinetuneRecipe:
         optimizer=optimizer, scheduler=scheduler, budget=budget, precision=section["precision"],
         clip=clip, data=data_recipe, allow_random_baseline=bool(fin["allow_random_baseline"]),
         metrics=tuple(exp.metrics), experiment_file=str(exp.path), description=exp.description,
+        regression_loss=str(exp.loss or "huber"),
+        target_scale=str(exp.target_scale or (section["target_scale"] if regression else "zscore")),
+        select_by=exp.select_by, trunk_chunk=int(fin["trunk_chunk"]), trunk_checkpoint=bool(fin["trunk_checkpoint"]),
     )
 
 
