@@ -433,10 +433,13 @@ def expected_partitions() -> dict[str, tuple[str, str]]:
     """GPU rule -> (partition, tres) the shipped profile and the tiny config ask for (others: the CPU partition)."""
     site = load_profile()["cinefm-site"]
     cfg = tiny_config(Path("results"))  # the counts: the config's devices_per_node (one node)
-    return {
+    placed = {
         rule: (site["a100_partition"], f"gres:gpu:{site['a100_model']}:{cfg[rule]['devices_per_node']}")
         for rule in ("pretrain", "finetune")
     }
+    # the profile's own count for the heat-map videos (one job per experiment of config attention)
+    placed["attention_videos"] = (site["a100_partition"], f"gres:gpu:{site['a100_model']}:{site['attention_gpus']}")
+    return placed
 
 
 @pytest.mark.slurm
