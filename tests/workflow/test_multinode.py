@@ -76,12 +76,18 @@ CLIP_EXPERIMENT = "lvef_clip_transfer_100"  # a fine-tuning job that needs the p
 def dry_run_resources(tmp_path: Path, **sections) -> dict[str, dict[str, str]]:
     """The paper config on a placeholder archive, dry run with profiles/slurm: the resolved resources of
     ``pretrain`` and one ``finetune`` job (``sections``: config overrides, e.g. ``pretrain={"nodes": 2}``)."""
-    (tmp_path / "dicom").mkdir(exist_ok=True)
+    for folder in ("dicom", "ukb", "acdc", "kaggle"):
+        (tmp_path / folder).mkdir(exist_ok=True)
     (tmp_path / "reports.csv").write_text("patient_id,accession_number,report_text\n")
+    (tmp_path / "lvef.csv").write_text("eid,22420-2.0\n")
     site = tmp_path / "site.yaml"
     site.write_text(yaml.safe_dump({"results": str(tmp_path / "results"), **sections,
                                     "cohort": {"dicom_root": str(tmp_path / "dicom"),
-                                               "reports_csv": str(tmp_path / "reports.csv")}}))
+                                               "reports_csv": str(tmp_path / "reports.csv")},
+                                    "external": {"ukb": {"root": str(tmp_path / "ukb"),
+                                                         "lvef": str(tmp_path / "lvef.csv")},
+                                                 "acdc": {"root": str(tmp_path / "acdc")},
+                                                 "kaggle": {"root": str(tmp_path / "kaggle")}}}))
     proc = subprocess.run([SNAKEMAKE, "-n", "--snakefile", str(REPO_ROOT / "Snakefile"), "--profile", str(PROFILE_DIR),
                            "--configfile", str(DEFAULT_CONFIG.with_name("paper.yaml")), str(site), "--",
                            str(tmp_path / "results" / "finetune" / CLIP_EXPERIMENT / "best.ckpt")],

@@ -24,7 +24,7 @@ EXPERIMENTS = (RERUN_EXPERIMENT, "disease_kinetics_transfer_100")
 # The rules a full run executes (`all` only collects).
 FULL_RUN_RULES = {"phantom", "ingest_list", "ingest_scan", "ingest_merge", "ingest_extract", "ingest_flow",
                   "reports", "labels", "agreement", "splits", "pretrain", "pretrain_retrieval",
-                  "pretrain_umap", "finetune", "attention_videos", "stats", "report", "all"}
+                  "pretrain_umap", "finetune", "attention_videos", "stats", "report", "run_config", "all"}
 
 TINY = {
     "phantom": {"patients": 16, "studies_per_patient": [1, 1], "frames": [10, 10], "sax_slices": [4, 4]},
