@@ -23,6 +23,7 @@ if echo_experiments():
             regression=report(f"{R}/stats/echonet/regression.csv", category="Echocardiography"),
             auroc=report(f"{R}/stats/echonet/auroc.csv", category="Echocardiography"),
             comparison=report(f"{R}/stats/echonet/comparison.csv", category="Echocardiography"),
+            thresholds=report(f"{R}/stats/echonet/thresholds.csv", category="Echocardiography"),
         params:
             config={"stats": config["stats"], "labels": config["labels"]},
         log:

@@ -268,7 +268,8 @@ def echo_section(results: Path, config: dict) -> Section:
         return Section("echo", title, '<p class="lead">EchoNet-Dynamic is not part of this run (config '
                        "external.echonet.root, or external.echonet.phantom.enabled for the synthetic release).</p>")
     lead = ('<p class="lead">EF regression on the release\'s TEST videos: MAE, RMSE, R² (bootstrap CIs), '
-            "Bland–Altman, the MAE of predicting the training mean, HFrEF (EF &lt; 40 %) AUROC (DeLong CI); "
+            "Bland–Altman, the MAE of predicting the training mean, HFrEF (EF &lt; 40 %) AUROC (DeLong CI) and its "
+            "operating points (chosen on the VAL videos, applied to TEST); "
             "paired comparison of absolute errors per video (Wilcoxon signed-rank test, bootstrap CI of the "
             "MAE difference A − B; negative: A is closer to the reference).</p>")
     body = _section_parts(results, [
@@ -278,6 +279,8 @@ def echo_section(results: Path, config: dict) -> Section:
          lambda p: tables.table_html(tables.regression_display(_csv(p)))),
         ("stats/echonet/auroc.csv", "HFrEF detection from the predicted EF",
          lambda p: tables.table_html(tables.auroc_display(_csv(p)))),
+        ("stats/echonet/thresholds.csv", "HFrEF operating points (chosen on VAL, applied to TEST)",
+         lambda p: tables.table_html(tables.thresholds_display(_csv(p)))),
     ], "echonet_stats")
     figs = "\n".join(image_html(p, p.stem.replace("_", " ")) for p in sorted(folder.glob("*.png")))
     return Section("echo", title, lead + body + figs)

@@ -13,6 +13,9 @@ Output (``out_dir``, normally ``results/stats/echonet``):
   — the test MAE of predicting the training mean (from metrics.csv; no CI);
 - ``auroc.csv`` (columns of the MRI ``auroc.csv``): HFrEF detection, EF < ``labels.heart_failure_lvef``
   (40 %) from the predicted EF (lower = case), with DeLong CIs;
+- ``thresholds.csv`` (columns of the MRI ``thresholds.csv``): HFrEF operating points of the predicted EF,
+  chosen on the release's VAL videos (``chosen_on: val``) and applied unchanged to TEST
+  (:func:`cinefm.stats.experiments.threshold_rows`);
 - ``comparison.csv``: every pair of experiments (in name order, a before b) on their common test
   studies: experiment_a, experiment_b, n, mae_a, mae_b, difference (MAE_a − MAE_b), ci_low,
   ci_high (bootstrap), statistic (Wilcoxon W), p_value, level, n_a_better, note
@@ -37,12 +40,14 @@ from cinefm.stats.experiments import (
     REGRESSION_TASK,
     REQUIRED,
     TABLE_COLUMNS,
+    VALIDATION,
     Experiment,
     StatsSettings,
     auroc_row,
     binary_view,
     read_identity,
     regression_rows,
+    threshold_rows,
 )
 from cinefm.stats.paired_errors import compare_absolute_errors
 from cinefm.stats.roc import RocPanel, roc_auc_ci, roc_ci_band, roc_curve, roc_figure
@@ -54,7 +59,10 @@ COMPARISON_COLUMNS = ["experiment_a", "experiment_b", "n", "mae_a", "mae_b", "di
 
 
 def read_echo_predictions(path: str | os.PathLike, split: str = "test") -> Experiment:
-    """The ``split`` rows of one echo experiment's ``predictions.csv`` (task lvef) as a stats Experiment."""
+    """The ``split`` rows of one echo experiment's ``predictions.csv`` (task lvef) as a stats Experiment.
+
+    The VAL rows, when the run predicted them, ride along as ``val_rows`` (operating points are chosen there).
+    """
     path = Path(path)
     df = pd.read_csv(path, dtype={"study_id": str, "split": str, "task": str, "experiment": str})
     missing = [c for c in REQUIRED if c not in df.columns]
@@ -67,8 +75,10 @@ def read_echo_predictions(path: str | os.PathLike, split: str = "test") -> Exper
                          "must predict EF on the release's TEST videos")
     if rows["study_id"].duplicated().any():
         raise ValueError(f"{path}: study {rows.loc[rows['study_id'].duplicated(), 'study_id'].iloc[0]} repeats")
+    val = df[(df["split"] == VALIDATION) & (df["task"] == REGRESSION_TASK)] if split != VALIDATION else df.iloc[:0]
     return Experiment(name=name, task=REGRESSION_TASK, init=None, mode=None, fraction=None,
-                      rows=rows[["study_id", "target", "score"]].reset_index(drop=True))
+                      rows=rows[["study_id", "target", "score"]].reset_index(drop=True),
+                      val_rows=val[["study_id", "target", "score"]].reset_index(drop=True) if len(val) else None)
 
 
 def mean_predictor_mae(predictions_csv: str | os.PathLike, split: str = "test") -> float:
@@ -137,6 +147,8 @@ def write_echo_stats(predictions_csvs: Iterable[str | os.PathLike], out_dir: str
     tables = {
         "regression.csv": pd.DataFrame(regression).reindex(columns=TABLE_COLUMNS["regression.csv"]),
         "auroc.csv": pd.DataFrame([auroc_row(e, s) for e in experiments]).reindex(columns=TABLE_COLUMNS["auroc.csv"]),
+        "thresholds.csv": pd.DataFrame([r for e in experiments for r in threshold_rows(e, s)])
+                          .reindex(columns=TABLE_COLUMNS["thresholds.csv"]),
         "comparison.csv": pd.DataFrame([comparison_row(a, b, s) for a, b in itertools.combinations(experiments, 2)],
                                        columns=COMPARISON_COLUMNS),
     }
