@@ -131,6 +131,15 @@ def quality(vocab, diseases: list[str], repeat: int) -> None:
     for model, split, acc, f1, rate in rows:
         f1s = " ".join(f"{v:5.2f}" for v in f1)
         print(f"{model:<26} {split:<8} {acc:6.3f} {f1s}  {rate:9.0f} {rate / reference:6.2f}")
+    # Per writing round (the id's letters: C, H, K, M dev; R held-out), ours only: what each
+    # held-out round scores now, after it joined dev or not (benchmarks/README.md).
+    by_round = reports.assign(split=reports["id"].str.extract(r"^([A-Za-z]+)", expand=False)
+                              + " (" + reports["split"] + ")")
+    print(f"per writing round, {RuleLabeler(vocab, splitter).model}:")
+    for split, s in evaluate_backend(RuleLabeler(vocab, splitter), by_round, diseases).items():
+        f1s = " ".join(f"{s.f1[d]:5.2f}" for d in diseases)
+        print(f"  {split:<14} {s.n_reports:4d} reports  acc {s.accuracy:6.3f}  F1 {f1s}  errors {len(s.errors):2d}  "
+              f"LVEF exact {s.lvef_exact * s.n_reports:.0f}/{s.n_reports}")
     for split, s in ours.items():
         if split == "dev":
             continue
