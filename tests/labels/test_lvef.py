@@ -35,6 +35,8 @@ from cinefm.labels.lvef import parse_lvef
     ("Right ventricle: EF 40%.\nLeft ventricle: EF 60%.", 60.0),
     ("LV: EF 54%.\nRV: EF 49%.", 54.0),
     ("RV: normal size; normal function. LV normal, EF 63%.", 63.0),
+    ("Indication: dilated cardiomyopathy? (echo EF 45%).\nLVEDVi 90 ml/m2, LVEF 55%.", 55.0),
+    ("TTE LVEF 35%. CMR: LVEF 41%.", 41.0),
     ("Right heart: dilated RA and RV, RVEF 50%. Left ventricle normal, EF 60%.", 60.0),
 ])
 def test_lvef_as_stated(text, expected):

@@ -33,8 +33,9 @@ _LVEF_RE = re.compile(
 )
 
 
-# Another study's value: "previous EF 40%", "prior LVEF 45%" / "LVEF 30% on echo".
-_OTHER_BEFORE_RE = re.compile(r"\b(?:previous(?:ly)?|prior|old|baseline)\s*[:(]?\s*$", re.IGNORECASE)
+# Another study's value: "previous EF 40%", "prior LVEF 45%", "echo EF 45%" / "LVEF 30% on echo".
+_OTHER_BEFORE_RE = re.compile(r"\b(?:previous(?:ly)?|prior|old|baseline|echo\w*|TTE|TOE|SPECT|MUGA)\s*[:(]?\s*$",
+                              re.IGNORECASE)  # "previous EF 40%", "(echo EF 45%)"
 # A bare "EF" / "ejection fraction" in a right-ventricular field line: "RV: dilated, EF 49%".
 _RV_FIELD_RE = re.compile(r"^\s*(?:[-*\u2022]\s*)?(?:RV|right[\s-]+ventric\w*|right[\s-]+heart)\b[^:\n]{0,30}:",
                           re.IGNORECASE)
