@@ -93,13 +93,13 @@ def _engines(vocab) -> list[tuple[object | None, str]]:
     try:
         from label_engines import ConTextEngine, NegspacyEngine
     except ImportError as err:  # pragma: no cover - depends on what is installed
-        print(f"(library engines skipped: {err})")
+        print(f"(library engines skipped: {err}; install them as benchmarks/label_engines.py says)")
         return out
     for build in (ConTextEngine, lambda: ConTextEngine(vocab), NegspacyEngine):
         try:
             out.append((build(), ""))
         except ImportError as err:
-            print(f"(an engine is skipped: {err})")
+            print(f"(an engine is skipped: {err}; install it as benchmarks/label_engines.py says)")
     return out
 
 
