@@ -1,7 +1,7 @@
 """The label stage: quality of the offline parser on hand-labelled reports, and throughput.
 
     .venv/bin/python benchmarks/labels.py [--reports 100000] [--llm-reports 40]
-        [--latency-ms 20] [--concurrency 8] [--repeat 5] [--skip-throughput]
+        [--latency-ms 20] [--concurrency 8] [--repeat 5] [--skip-throughput] [--reference-cues OTHER_labels.yaml]
 
 Part 1 — quality and speed of cue engines on the hand-labelled CMR reports of
 ``tests/labels/data/cmr_reports.txt`` (a dev half the rules were tuned on, and held-out
@@ -11,6 +11,10 @@ engine labels the reports ``--repeat`` times).
 Engines: ours (``negex``) with and without report sections, and, when installed, the
 library engines of ``benchmarks/label_engines.py`` (medspaCy ConText with its default
 rules and with our cue set; negspacy). Reference of the ratio: our engine with sections.
+
+With ``--reference-cues FILE`` (another ``labels.yaml``, e.g. ``git show
+main:config/labels.yaml``): our engine's reports/s with the configured cue set against
+that one, same code and reports, passes interleaved.
 
 Part 2 — throughput: text stage and rules labels on synthetic reports, and the openai
 backend against a local chat-completions server, concurrency 1 vs N. References: for
@@ -154,6 +158,27 @@ def quality(vocab, diseases: list[str], repeat: int) -> None:
                   ", ".join(f"{r.id}:{r.disease} {r.truth}->{r.predicted}" for r in s.errors.itertuples()))
 
 
+def compare_cue_sets(vocab, reference_path: Path, diseases: list[str], rounds: int = 4) -> None:
+    """Our engine with this cue set vs with ``reference_path`` (another ``labels.yaml``, e.g.
+    ``git show main:config/labels.yaml``), same code and reports, passes interleaved."""
+    texts = read_labelled_reports(DEV_SET, diseases)["report_text"].tolist()
+    splitter = SentenceSplitter()
+    labelers = {"this cue set": RuleLabeler(vocab, splitter),
+                f"reference {reference_path.name}": RuleLabeler(load_vocabulary(reference_path, diseases), splitter)}
+    rates: dict[str, list[float]] = {k: [] for k in labelers}
+    for labeler in labelers.values():
+        labeler.label(texts[:20])  # warm caches (typo memo, regexes)
+    for _ in range(rounds):
+        for name, labeler in labelers.items():
+            t = time.perf_counter()
+            labeler.label(texts)
+            rates[name].append(_rate(len(texts), time.perf_counter() - t))
+    ours, ref = (float(np.median(v)) for v in rates.values())
+    print(f"cue sets, {len(texts)} reports x {rounds} interleaved passes, median reports/s: this {ours:.0f}, "
+          f"reference {ref:.0f} ({labelers[next(iter(labelers))].cue_set} vs "
+          f"{list(labelers.values())[1].cue_set}), ratio {ours / ref:.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reports", type=int, default=100_000, help="synthetic reports for text + rules")
@@ -162,11 +187,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=8, help="N of the openai comparison")
     ap.add_argument("--repeat", type=int, default=5, help="passes over the hand-labelled reports when timing")
     ap.add_argument("--skip-throughput", action="store_true", help="part 1 only")
+    ap.add_argument("--reference-cues", type=Path, default=None,
+                    help="another labels.yaml: time our engine with it vs the configured one (interleaved)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     cfg = load_config(REPO_ROOT / "config" / "config.yaml")
     vocab = load_vocabulary(REPO_ROOT / cfg["labels"]["vocabulary"], cfg["labels"]["diseases"])
     quality(vocab, list(cfg["labels"]["diseases"]), args.repeat)
+    if args.reference_cues is not None:
+        compare_cue_sets(vocab, args.reference_cues, list(cfg["labels"]["diseases"]))
     if args.skip_throughput:
         return 0
     rows = synthetic_reports(args.reports)
