@@ -15,10 +15,18 @@ engine and only the cue handling differs:
 
 They stay out of the package: on the hand-labelled reports our engine scored as well or
 better and is several times faster (``benchmarks/README.md``), so medspacy and negspacy
-are not dependencies of cinefm. Install them to rerun the comparison:
-``pip install spacy==3.8.7 negspacy==1.1.0`` and ``pip install --no-deps medspacy==1.3.1
-PyRuSH==1.0.13 PyFastNER==1.0.10 quicksectx==0.4.1 loguru==0.7.3 medspacy_quickumls==3.2``
-(medspacy 1.3.1 declares spacy<3.8, which would pull numpy<2; its ConText runs on 3.8).
+are not dependencies of cinefm. Install them, pinned, into the project's environment to
+rerun the comparison (two steps; ``benchmarks/labels.py`` skips the engines that are
+missing and says so)::
+
+    pip install -r benchmarks/requirements-label-engines.txt
+    pip install --no-deps -r benchmarks/requirements-label-engines-nodeps.txt
+
+The second file is installed without dependencies because medspacy 1.3.1 (and PyRuSH)
+declare spacy<3.8, which would pull numpy<2 over the project's numpy; everything they
+import is pinned in the first file, and ConText runs on spacy 3.8.7 (measured). Both files
+were checked with ``pip install --dry-run`` and installed into a fresh virtual environment
+in which both engines load (``benchmarks/README.md``).
 """
 
 from __future__ import annotations

@@ -60,11 +60,12 @@ def test_the_development_set_is_large_varied_and_split(vocab):
 
 
 def test_rules_on_the_hand_labelled_reports(vocab):
-    """Regression guard at the measured level. The held-out half (round 4, M ids) was scored
-    once (benchmarks/README.md): accuracy 0.985, lowest F1 0.88 (dcm), LVEF read exactly in
-    78 of 80; the issue's F1 target of 0.9 is not met for every disease there. Dev: 1.000."""
+    """Regression guard at the measured level. The held-out half (round 6, S ids) was scored
+    once (benchmarks/README.md): accuracy 0.987, lowest F1 0.909 (pericardial effusion),
+    LVEF read exactly in 118 of 118 — the issue's target (accuracy >= 0.98, F1 >= 0.9).
+    Dev (rounds 1-5): 0.999 (three round-5 errors left)."""
     df = read_labelled_reports(DEV_SET, vocab.keys)
     scores = evaluate_backend(RuleLabeler(vocab), df, vocab.keys)
-    assert scores["dev"].accuracy >= 0.995 and min(scores["dev"].f1.values()) >= 0.98
-    assert scores["heldout"].accuracy >= 0.98 and min(scores["heldout"].f1.values()) >= 0.87
+    assert scores["dev"].accuracy >= 0.995 and min(scores["dev"].f1.values()) >= 0.97
+    assert scores["heldout"].accuracy >= 0.98 and min(scores["heldout"].f1.values()) >= 0.9
     assert scores["dev"].lvef_exact >= 0.99 and scores["heldout"].lvef_exact >= 0.97

@@ -27,6 +27,17 @@ from cinefm.labels.lvef import parse_lvef
     ("RVEF 52%.", None),
     ("Maximal wall thickness 19 mm.", None),
     ("", None),
+    # "effusion" is no "EF"; a number is not cut out of a decimal ("1.6 cm" is not 1)
+    ("Pericardial effusion measuring up to 1.6 cm. LVEF 65%.", 65.0),
+    ("Effusion 12 mm. Effusion depth 1.2 cm.", None),
+    # a bare "EF" in a right-ventricular field line is the RV's
+    ("RV: mildly dilated, RVEDVi 120 ml/m2, EF 49%.\nLV: EF 54%. Normal size.", 54.0),
+    ("Right ventricle: EF 40%.\nLeft ventricle: EF 60%.", 60.0),
+    ("LV: EF 54%.\nRV: EF 49%.", 54.0),
+    ("RV: normal size; normal function. LV normal, EF 63%.", 63.0),
+    ("Indication: dilated cardiomyopathy? (echo EF 45%).\nLVEDVi 90 ml/m2, LVEF 55%.", 55.0),
+    ("TTE LVEF 35%. CMR: LVEF 41%.", 41.0),
+    ("Right heart: dilated RA and RV, RVEF 50%. Left ventricle normal, EF 60%.", 60.0),
 ])
 def test_lvef_as_stated(text, expected):
     assert parse_lvef(text) == expected

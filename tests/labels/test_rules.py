@@ -81,3 +81,20 @@ def test_typo_corrector_fixes_one_edit_and_leaves_ambiguous_or_known_words():
     assert fix("infarct infract") == "infarct infract"  # known words stay
     assert fix("septam") == "septam"  # one edit from two known words: ambiguous
     assert TypoCorrector({"dilated"}, min_length=0)("dilaetd") == "dilaetd"
+
+
+def test_typo_corrector_leaves_inflections_and_kept_words():
+    fix = TypoCorrector({"increase", "ventricle", "ischaemic", "father", "cardiomyopathy"}, min_length=6,
+                        keep=["rather"])
+    assert fix("Increased ventricles, ischaemia") == "Increased ventricles, ischaemia"  # other words of a stem
+    assert fix("rather than") == "rather than"  # an English word, kept
+    assert fix("cardiomyopathu fahter") == "cardiomyopathy father"  # last-letter and other typos still fixed
+
+
+def test_a_contrast_word_is_not_read_as_a_cue_by_the_typo_corrector(vocab):
+    labeler = RuleLabeler(vocab)
+    # "rather" one edit from the family-history cue "father"; "though" from "thought"
+    sentences = [s for _, _, s, _ in labeler.mentions("Dilated cardiomyopathy, rather than ischaemic.")]
+    assert sentences == ["Dilated cardiomyopathy, rather than ischaemic."]
+    assert _value(labeler, "Probably physiological fluid, though a small pericardial effusion is possible.",
+                  "pericardial_effusion") is None

@@ -222,12 +222,16 @@ class TypoCorrector:
     CACM 1964); the lookup compares single-character deletions of both words (Garbe's
     SymSpell idea), so a word costs O(length) dictionary probes. Words shorter than
     ``min_length`` and words that are themselves known are left alone; a word close to
-    two different known words is left alone too.
+    two different known words is left alone too, and so are the words of ``keep``
+    (English words one edit from a vocabulary word: "rather" is not "father") and other
+    inflections of a known word ("increased", "ventricles", "ischaemia" are not typos of
+    "increase", "ventricle", "ischaemic": see :func:`_inflection`).
     """
 
-    def __init__(self, known_words: set[str], min_length: int) -> None:
+    def __init__(self, known_words: set[str], min_length: int, keep: Sequence[str] = ()) -> None:
         self.min_length = min_length
         self.known = {w for w in known_words if len(w) >= max(min_length - 1, 1)}
+        self.keep = {w.lower() for w in keep}
         self._by_deletion: dict[str, set[str]] = {}
         for w in self.known:
             for d in _deletions(w) | {w}:
@@ -236,12 +240,12 @@ class TypoCorrector:
         self._memo: dict[str, str | None] = {}
 
     def _lookup(self, low: str) -> str | None:
-        if low in self.known:
+        if low in self.known or low in self.keep:
             return None
         candidates: set[str] = set(self._by_deletion.get(low, ()))
         for d in _deletions(low):
             candidates |= {w for w in self._by_deletion.get(d, ()) if abs(len(w) - len(low)) <= 1}
-        candidates = {w for w in candidates if _one_edit(low, w)}
+        candidates = {w for w in candidates if _one_edit(low, w) and not _inflection(low, w)}
         return next(iter(candidates)) if len(candidates) == 1 else None
 
     def __call__(self, text: str) -> str:
@@ -259,6 +263,20 @@ class TypoCorrector:
             return hit.upper() if word.isupper() else hit.capitalize() if word[0].isupper() else hit
 
         return self._word_re.sub(fix, text)
+
+
+# Endings that make another word of the same stem, not a typo: plural / third person "s",
+# past "d", "-ia" / "-ic" (ischaemia, ischaemic), "-e".
+_INFLECTIONS = frozenset({"", "s", "d", "a", "c", "e"})
+
+
+def _inflection(a: str, b: str) -> bool:
+    """True when ``a`` and ``b`` differ only in an inflectional last letter ("increased" /
+    "increase", "raised" / "raises", "ischaemia" / "ischaemic")."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return len(a) - n <= 1 and len(b) - n <= 1 and a[n:] in _INFLECTIONS and b[n:] in _INFLECTIONS
 
 
 def _one_edit(a: str, b: str) -> bool:
@@ -369,9 +387,9 @@ class RuleLabeler:
         self._extra = CueFinder(extra, c.termination, vocab.scope_words)
         phrases = [p for d in vocab.diseases for p in (*d.synonyms, *d.quantity)] + [
             p for group in (c.negation_pre, c.negation_post, c.uncertainty_pre, c.uncertainty_post,
-                            c.pseudo, c.ignore, s.known) for p in group]
+                            c.pseudo, c.ignore, c.termination, s.known) for p in group]
         self._typos = TypoCorrector({w.lower() for p in phrases for w in re.findall(r"[A-Za-z]+", p)},
-                                    vocab.typo_min_length)
+                                    vocab.typo_min_length, vocab.typo_keep)
 
     def label(self, texts: Sequence[str]) -> list[dict[str, Answer]]:
         """One ``{disease: Answer}`` per report text."""

@@ -90,6 +90,7 @@ class LabelVocabulary:
     sections: Sections = Sections()
     structures: tuple[str, ...] = ()  # regexes naming cardiac structures (implicit subjects)
     digest: str = ""  # sha256 of the file: which cue set produced the labels
+    typo_keep: tuple[str, ...] = ()  # English words never read as a typo of a vocabulary word
 
     @property
     def cue_set(self) -> str:
@@ -203,4 +204,5 @@ def load_vocabulary(path: str | os.PathLike, diseases: Sequence[str]) -> LabelVo
         sections=sections,
         structures=structures,
         digest=hashlib.sha256(raw).hexdigest(),
+        typo_keep=_strs(doc, "typo_keep", where),
     )
