@@ -56,7 +56,7 @@ from cinefm.atomic import write_csv
 from cinefm.data.datamodules import close_readers
 from cinefm.train.callbacks import AtomicCheckpointIO
 from cinefm.train.experiments import ExperimentError
-from cinefm.train.finetune_module import FinetuneModule, ResumeDataOrder, predict
+from cinefm.train.finetune_module import FinetuneModule, ResumeDataOrder, predict, predict_trainer
 from cinefm.train.initialization import InitPlan, init_weights, plan_init
 from cinefm.train.objectives import (
     check_known_targets,
@@ -275,13 +275,6 @@ def _scores_targets(pred: pd.DataFrame, tasks: Sequence[str]) -> tuple[torch.Ten
     return (torch.tensor(wide_s.to_numpy(dtype=float)), torch.tensor(wide_t.to_numpy(dtype=float)))
 
 
-def _predict_trainer(gpus: int | None) -> L.Trainer:
-    """One device of the training job's kind, full precision: the predictions of the selected model."""
-    accelerator = "gpu" if (gpus is None or gpus > 0) and torch.cuda.is_available() else "cpu"
-    return L.Trainer(accelerator=accelerator, devices=1, num_nodes=1, precision="32-true", logger=False,
-                     enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
-
-
 def evaluate_best(prep: Prepared, checkpoint_path: str | os.PathLike, gpus: int | None = None) -> pd.DataFrame:
     """Reload the selected checkpoint, predict the val and test studies, record their metrics."""
     module, info, dm = prep.module, prep.info, prep.datamodule
@@ -292,7 +285,7 @@ def evaluate_best(prep: Prepared, checkpoint_path: str | os.PathLike, gpus: int 
     for h in module.history:
         info.add("history", "val", {k: v for k, v in h.items() if k not in ("step", "epoch")},
                  step=h["step"], epoch=h["epoch"])
-    trainer = _predict_trainer(gpus)
+    trainer = predict_trainer(gpus)
     loader = getattr(dm, "predict_dataloader_of", dm.dataloader)  # echo: every clip of a video (test_clips)
     predictions = pd.concat([predict(module, loader(split), split, trainer=trainer)
                              for split in ("val", "test") if len(dm.datasets[split])], ignore_index=True)

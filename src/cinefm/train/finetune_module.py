@@ -222,12 +222,21 @@ def prediction_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return table.reindex(columns=PREDICTION_COLUMNS + [f"attn_{v}" for v in views])
 
 
-def predict(module: FinetuneModule, loader, split: str, trainer: L.Trainer | None = None) -> pd.DataFrame:
-    """Predict every study of ``loader`` with ``Trainer.predict`` (a one-device CPU/GPU trainer
-    unless ``trainer`` is given); rows labelled ``split``."""
+def predict_trainer(gpus: int | None = None) -> L.Trainer:
+    """The trainer every prediction of a selected model runs on (the fine-tuning run's val/test, the external
+    tests): one device, full precision — a GPU unless ``gpus`` is 0 or none is visible."""
+    accelerator = "gpu" if (gpus is None or gpus > 0) and torch.cuda.is_available() else "cpu"
+    return L.Trainer(accelerator=accelerator, devices=1, num_nodes=1, precision="32-true", logger=False,
+                     enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+
+
+def predict(module: FinetuneModule, loader, split: str, trainer: L.Trainer | None = None, *,
+            gpus: int | None = None) -> pd.DataFrame:
+    """Predict every study of ``loader`` with ``Trainer.predict`` on ``trainer`` (default
+    :func:`predict_trainer` of ``gpus``); rows labelled ``split``, the columns of ``predictions.csv``
+    (:meth:`FinetuneModule.predict_step`, which ``cinefm predict`` also calls batch by batch)."""
     if trainer is None:
-        trainer = L.Trainer(accelerator="auto", devices=1, logger=False, enable_progress_bar=False,
-                            enable_model_summary=False, enable_checkpointing=False)
+        trainer = predict_trainer(gpus)
     module.predict_split = split
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
@@ -263,5 +272,5 @@ class ResumeDataOrder(Callback):
         log.info("resuming the training data at epoch %d after %d batches", epoch, done)
 
 
-__all__ = ["IDENTITY_COLUMNS", "PREDICTION_COLUMNS", "FinetuneModule", "ResumeDataOrder", "predict",
+__all__ = ["IDENTITY_COLUMNS", "PREDICTION_COLUMNS", "FinetuneModule", "ResumeDataOrder", "predict", "predict_trainer",
            "prediction_table"]
