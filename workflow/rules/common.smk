@@ -315,7 +315,7 @@ def external_cohort_tables(cohort):
 
 
 # Second DICOM sites (sites.smk): config external.sites.<name>, each through the main cohort's ingestion,
-# reports and labels rules (`use rule ... with:`) under results/sites/<name>/; a null dicom_root is the
+# reports and labels rules (reused in sites.smk) under results/sites/<name>/; a null dicom_root is the
 # synthetic site its phantom section describes (another seed and scanner-vendor mix).
 def external_sites():
     """config external.sites: site name -> section ({} when none)."""
