@@ -16,7 +16,7 @@ import yaml
 
 from cinefm.cli import main
 from cinefm.config import REPO_ROOT
-from cinefm.report.html import external_flow_section
+from cinefm.report.html import external_flow_section, external_validation_section
 from cinefm.splits import LeakageError, check_leakage
 from cinefm.stats.external import write_external_stats
 from workflow.tiny_config import tiny_config
@@ -104,11 +104,14 @@ def test_external_test_of_the_site_gives_site_rows_and_equals_the_cli(site_run, 
     assert set(pred["study_id"]) == set(studies["study_id"])  # every site study, nothing else
     assert pred["task"].nunique() >= 2  # the diseases the site's reports give a reference for
     # external.csv: one AUROC row per disease task, cohort site:<name>
-    table = write_external_stats([target], tmp_path / "external.csv", tmp_path / "delong.csv", tmp_path / "fig",
-                                 yaml.safe_load((root / "config.yaml").read_text()))
+    stats = tmp_path / "stats"
+    config = yaml.safe_load((root / "config.yaml").read_text())
+    table = write_external_stats([target], stats / "external.csv", stats / "external_delong.csv",
+                                 stats / "external_figures", config)
     rows = table[table["cohort"] == f"site:{SITE}"]
     assert set(rows["task"]) == set(pred["task"]) and set(rows["metric"]) == {"auroc"}
     assert (rows["n"] == len(studies)).all()
+    assert f"site:{SITE}" in external_validation_section(tmp_path, config).body  # the report's rows
     # the CLI: the same code path, the same file (same threads as the rule's job)
     run = results / "finetune" / RUN
     out = tmp_path / "cli.csv"
