@@ -14,7 +14,7 @@ One experiment (:mod:`cinefm.train.experiments`) = one run of :func:`run_finetun
    metric (MAE for LVEF; mean AUROC over the diseases whose validation labels hold both
    classes, else validation loss);
 4. reloads that checkpoint once, predicts the validation and test studies with
-   ``Trainer.predict`` and writes ``predictions.csv``, ``metrics.csv``, ``best.ckpt`` and
+   :func:`~cinefm.train.finetune_module.predict` (one device) and writes ``predictions.csv``, ``metrics.csv``, ``best.ckpt`` and
    ``hparams.yaml`` (the recipe, :meth:`FinetuneRecipe.to_yaml`). The test split is never
    seen before.
 
@@ -56,7 +56,7 @@ from cinefm.atomic import write_csv
 from cinefm.data.datamodules import close_readers
 from cinefm.train.callbacks import AtomicCheckpointIO
 from cinefm.train.experiments import ExperimentError
-from cinefm.train.finetune_module import FinetuneModule, ResumeDataOrder, predict, predict_trainer
+from cinefm.train.finetune_module import FinetuneModule, ResumeDataOrder, predict
 from cinefm.train.initialization import InitPlan, init_weights, plan_init
 from cinefm.train.objectives import (
     check_known_targets,
@@ -285,9 +285,8 @@ def evaluate_best(prep: Prepared, checkpoint_path: str | os.PathLike, gpus: int 
     for h in module.history:
         info.add("history", "val", {k: v for k, v in h.items() if k not in ("step", "epoch")},
                  step=h["step"], epoch=h["epoch"])
-    trainer = predict_trainer(gpus)
     loader = getattr(dm, "predict_dataloader_of", dm.dataloader)  # echo: every clip of a video (test_clips)
-    predictions = pd.concat([predict(module, loader(split), split, trainer=trainer)
+    predictions = pd.concat([predict(module, loader(split), split, gpus=gpus)
                              for split in ("val", "test") if len(dm.datasets[split])], ignore_index=True)
     for split, part in predictions.groupby("split", sort=False):
         scores, targets = _scores_targets(part, info.tasks)
