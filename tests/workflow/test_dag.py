@@ -34,7 +34,7 @@ def test_bad_config_value_fails_with_its_path(snakemake, tmp_path):
 
 def test_paper_config_dry_runs_the_full_dag_at_paper_scale(snakemake, tmp_path):
     """The paper config on a (placeholder) real archive: every stage, 256 shards, every experiment."""
-    for folder in ("dicom", "ukb", "acdc", "kaggle"):
+    for folder in ("dicom", "ukb", "acdc", "kaggle", "penn"):
         (tmp_path / folder).mkdir()
     (tmp_path / "reports.csv").write_text("patient_id,accession_number,report_text\n")
     (tmp_path / "lvef.csv").write_text("eid,22420-2.0\n")
@@ -45,7 +45,11 @@ def test_paper_config_dry_runs_the_full_dag_at_paper_scale(snakemake, tmp_path):
                                     "external": {"ukb": {"root": str(tmp_path / "ukb"),
                                                          "lvef": str(tmp_path / "lvef.csv")},
                                                  "acdc": {"root": str(tmp_path / "acdc")},
-                                                 "kaggle": {"root": str(tmp_path / "kaggle")}}}))
+                                                 "kaggle": {"root": str(tmp_path / "kaggle")},
+                                                 # a second hospital's DICOM export (workflow/rules/sites.smk)
+                                                 "sites": {"penn": {"dicom_root": str(tmp_path / "penn"),
+                                                                    "reports_csv": str(tmp_path / "reports.csv"),
+                                                                    "shards": 8}}}}))
     paper = DEFAULT_CONFIG.with_name("paper.yaml")
     proc = snakemake("-n", "--profile", str(REPO_ROOT / "profiles" / "slurm"), "--configfile", str(paper), str(over),
                      check=True)
@@ -68,7 +72,16 @@ def test_paper_config_dry_runs_the_full_dag_at_paper_scale(snakemake, tmp_path):
     assert "finetune/disease_clip_finetune_10/" not in proc.stdout  # no multi-label model under per_disease
     # every trained model on ACDC (LVEF + its four disease groups) and on the Kaggle DSB (LVEF)
     acdc_diseases = {"dcm", "hcm", "prior_mi", "rv_dilation"} & set(diseases)
-    assert counts["external_test"] == str(n_lvef + n_disease * len(acdc_diseases) + n_lvef)
+    # ... and on the second site (every task: its reports give them all)
+    assert counts["external_test"] == str(n_lvef + n_disease * len(acdc_diseases) + n_lvef
+                                          + n_lvef + n_disease * len(diseases))
+    assert re.search(r"^    output: \S+/external_test/site_penn/amyloidosis_clip_finetune_10/predictions\.csv",
+                     proc.stdout, flags=re.M)
+    # the site's ingestion, reports and labels: the main cohort's rules, on the CPU partition, once per shard
+    assert counts["site_ingest_scan"] == counts["site_ingest_extract"] == "8"
+    for rule in ("site_ingest_list", "site_ingest_merge", "site_ingest_flow", "site_reports", "site_labels"):
+        assert counts[rule] == "1" and "slurm_partition=cpu" in resources[rule], rule
+    assert "site_phantom" not in counts and "site_agreement" not in counts  # a real export, no annotators
     assert re.search(r"^    output: \S+/external_test/acdc/hcm_kinetics_transfer_25/predictions\.csv", proc.stdout,
                      flags=re.M)
     assert "external_test/acdc/amyloidosis_" not in proc.stdout and "external_test/kaggle/hcm_" not in proc.stdout

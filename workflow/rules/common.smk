@@ -4,7 +4,7 @@
 import functools
 import os
 
-from cinefm.external.cohorts import cohort_tasks
+from cinefm.external.cohorts import SITE_PREFIX, cohort_tables, cohort_tasks
 from cinefm.train.experiments import TASK_DISEASES, TASK_LVEF, disease_setup, experiment_paths, load_experiment, per_disease_name
 
 R = config["results"]
@@ -64,6 +64,7 @@ def final_targets():
     if echo_experiments():
         targets.append(f"{R}/stats/echonet/comparison.csv")
     targets += [f"{R}/external/{c}/{t}.csv" for c in external_releases() for t in ("files", "studies")]
+    targets += site_targets()
     targets += attention_report_inputs()
     targets += external_test_outputs() + external_stats_outputs()
     targets.append(f"{R}/report/index.html")
@@ -280,8 +281,9 @@ EXTERNAL_TABLES = ("files", "series", "studies", "labels", "flow")
 
 
 def external_flows():
-    """flow.csv of each enabled UKB/ACDC/Kaggle adapter (the report's external section)."""
-    return [f"{R}/external/{c}/flow.csv" for c in external_releases()]
+    """flow.csv of each enabled UKB/ACDC/Kaggle adapter and DICOM site (the report's external section)."""
+    return [f"{R}/external/{c}/flow.csv" for c in external_releases()] + [
+        f"{site_dir(s)}/ingest/flow.csv" for s in external_sites()]  # and each second DICOM site's (sites.smk)
 
 
 def external_release_input(cohort):
@@ -298,11 +300,85 @@ def external_release_root(release):
 
 # External tests (evaluate.smk): every trained model on every enabled ACDC/Kaggle cohort, test units only.
 def external_test_cohorts():
-    """Cohorts (results/external/<name>/) that external_test jobs evaluate on — the enabled ACDC and Kaggle
-    releases when config external.evaluate ([] otherwise). UK Biobank trains LVEF and is never one."""
+    """Cohorts that external_test jobs evaluate on — the enabled ACDC and Kaggle releases
+    (results/external/<name>/) and every second DICOM site as ``site_<name>`` (results/sites/<name>/), when
+    config external.evaluate ([] otherwise). UK Biobank trains LVEF and is never one."""
     if not config["external"].get("evaluate", True):
         return []
-    return [c for c in external_releases() if c != "ukb"]
+    return [c for c in external_releases() if c != "ukb"] + [f"{SITE_PREFIX}{s}" for s in external_sites()]
+
+
+def external_cohort_tables(cohort):
+    """The study manifest and labels table of a test-only cohort: an adapter's results/external/<name>/, or a
+    site's ingestion and labels under results/sites/<name>/ (cohort ``site_<name>``; cinefm.external.cohorts)."""
+    return cohort_tables(R, cohort)
+
+
+# Second DICOM sites (sites.smk): config external.sites.<name>, each through the main cohort's ingestion,
+# reports and labels rules (reused in sites.smk) under results/sites/<name>/; a null dicom_root is the
+# synthetic site its phantom section describes (another seed and scanner-vendor mix).
+def external_sites():
+    """config external.sites: site name -> section ({} when none)."""
+    return dict(config["external"].get("sites") or {})
+
+
+def site_dir(site):
+    return os.path.dirname(os.path.dirname(cohort_tables(R, f"{SITE_PREFIX}{site}")["studies"]))
+
+
+def site_is_phantom(site):
+    """True when the site is the synthetic one (dicom_root null)."""
+    section = external_sites()[site]
+    if section.get("dicom_root"):
+        return False
+    if not section.get("phantom"):
+        raise ValueError(f"config.external.sites.{site}: dicom_root is null and there is no phantom section; set "
+                         "dicom_root and reports_csv (a real export) or phantom (a synthetic site)")
+    return True
+
+
+def site_phantom_dir(site):
+    return f"{site_dir(site)}/phantom"
+
+
+def site_dicom_root(site):
+    """The DICOM export of a site: external.sites.<site>.dicom_root, or its synthetic export."""
+    return f"{site_phantom_dir(site)}/dicom" if site_is_phantom(site) else external_sites()[site]["dicom_root"]
+
+
+def site_reports_csv(site):
+    """The site's free-text reports CSV (the columns of cohort.reports_csv)."""
+    if site_is_phantom(site):
+        return f"{site_phantom_dir(site)}/reports.csv"
+    path = external_sites()[site].get("reports_csv")
+    if not path:
+        raise ValueError(f"config.external.sites.{site}.reports_csv: required with a dicom_root (the site's labels "
+                         "come from its reports, as the main cohort's)")
+    return path
+
+
+def site_human_labels_csv(site):
+    """The site's human annotators' labels, or [] when it has none (a synthetic site with human_label_fraction 0)."""
+    if site_is_phantom(site):
+        labelled = external_sites()[site]["phantom"].get("human_label_fraction", config["phantom"].get(
+            "human_label_fraction", 0.4))
+        return f"{site_phantom_dir(site)}/human_labels.csv" if labelled else []
+    return external_sites()[site].get("human_labels_csv") or []
+
+
+def site_shards(site):
+    """Scan/extract shards of a site's ingestion (external.sites.<site>.shards, default 1)."""
+    return list(range(int(external_sites()[site].get("shards", 1))))
+
+
+def site_targets():
+    """Every site's ingestion flow and labels (and label agreement where it has human labels)."""
+    out = []
+    for site in external_sites():
+        d = site_dir(site)
+        out += [f"{d}/ingest/flow.csv", f"{d}/ingest/studies.csv", f"{d}/text/reports.json", f"{d}/labels/labels.csv"]
+        out += [f"{d}/labels/agreement.csv"] if site_human_labels_csv(site) else []
+    return out
 
 
 def external_test_runs(cohort):
@@ -341,7 +417,8 @@ def external_stats_outputs():
 def splits_external_cohorts():
     """Test-only cohorts in splits.csv: config splits.external plus the external test cohorts (the leakage
     check covers every unit a model is tested on)."""
-    return sorted(set(config["splits"]["external"]) | set(external_test_cohorts()))
+    sites = {f"{SITE_PREFIX}{s}" for s in external_sites()}  # tested or not, a site never trains
+    return sorted(set(config["splits"]["external"]) | set(external_test_cohorts()) | sites)
 
 
 # Attention heat-map videos (attention.smk): MViT trunks only, refused with the reason otherwise.

@@ -1,4 +1,5 @@
-# External tests: every trained model on every enabled external cohort's test units, without
+# External tests: every trained model on every enabled external cohort's test units (ACDC, Kaggle, and each
+# second DICOM site of sites.smk as cohort site_<name>), without
 # retraining (cinefm.external.evaluate), then the external validation tables and figures
 # (cinefm.stats.external). One job per (cohort, run): the count grows with experiments and cohorts,
 # never with studies. Cohorts and runs come from common.smk (external_test_cohorts(), external_test_runs()).
@@ -10,8 +11,8 @@ if external_test_outputs():
         input:
             ckpt=f"{finetune_dir()}/{{experiment}}/best.ckpt",
             splits=f"{R}/splits/splits.csv",
-            studies=f"{R}/external/{{cohort}}/studies.csv",
-            labels=f"{R}/external/{{cohort}}/labels.csv",
+            studies=lambda w: external_cohort_tables(w.cohort)["studies"],
+            labels=lambda w: external_cohort_tables(w.cohort)["labels"],
         output:
             predictions=f"{R}/external_test/{{cohort}}/{{experiment}}/predictions.csv",
         wildcard_constraints:

@@ -11,7 +11,7 @@ rule splits:
     input:
         studies=f"{R}/ingest/studies.csv",
         labels=f"{R}/labels/labels.csv",
-        external=[f"{R}/external/{name}/studies.csv" for name in EXTERNAL_COHORTS],
+        external=[external_cohort_tables(name)["studies"] for name in EXTERNAL_COHORTS],
     output:
         splits=f"{R}/splits/splits.csv",
         fractions=f"{R}/splits/train_fractions.csv",

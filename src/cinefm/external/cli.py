@@ -5,6 +5,8 @@
 owners distribute them (:mod:`cinefm.external.ukb`, ``.acdc``, ``.kaggle``), with ingestion's clip
 preprocessing (config ``ingest``); ``cinefm phantom-ukb|phantom-acdc|phantom-kaggle`` write synthetic
 releases in those formats (:mod:`cinefm.phantom.releases`).
+``cinefm evaluate-external``: a fine-tuned run on an external cohort folder, the external_test rule's code
+(:func:`cinefm.external.evaluate.evaluate_folder`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,39 @@ def register(subparsers) -> None:
     q.add_argument("--config", default=None, help="config YAML (default config/config.yaml)")
     q.set_defaults(func=_run_phantom)
     _register_cohorts(subparsers)
+    _register_evaluate(subparsers)
+
+
+def _register_evaluate(subparsers) -> None:
+    e = subparsers.add_parser(
+        "evaluate-external",
+        help="test a fine-tuned run on an external cohort folder (no retraining; the external_test rule's code)",
+        description="Predicts the cohort's test units with the run's selected model (best.ckpt) exactly as the "
+        "workflow's external_test rule does (cinefm.external.evaluate.evaluate_external) and writes OUT "
+        "(predictions.csv: the internal columns plus test_cohort). COHORT is an adapter's folder "
+        "(results/external/<name>: studies.csv, labels.csv, h5/) or a DICOM site's (results/sites/<name>: "
+        "ingest/studies.csv, labels/labels.csv, h5/). The test units are the cohort's rows of --splits (stage "
+        "external); without --splits every study of the folder is one, and the leakage check against the run's "
+        "training patients is skipped (said in the log).",
+    )
+    e.add_argument("--run", required=True, help="fine-tuning run folder (results/finetune/<run>) or its best.ckpt")
+    e.add_argument("--cohort", required=True, help="cohort folder (results/external/<name> or results/sites/<name>)")
+    e.add_argument("--out", required=True, help="predictions CSV to write")
+    e.add_argument("--name", default=None,
+                   help="cohort name as in splits.csv (default: the folder's: acdc, kaggle, site_<name>, ...)")
+    e.add_argument("--splits", default=None, help="the workflow's splits.csv (results/splits/splits.csv)")
+    e.add_argument("--gpus", type=int, default=None, help="0 = CPU (default: a GPU when one is visible)")
+    e.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    e.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from cinefm.external.evaluate import evaluate_folder
+
+    pred = evaluate_folder(args.run, args.cohort, args.out, name=args.name, splits_csv=args.splits, gpus=args.gpus,
+                           threads=args.threads)
+    print(f"{args.out}: {pred['study_id'].nunique()} test units, tasks {', '.join(sorted(pred['task'].unique()))}")
+    return 0
 
 
 COHORTS = {  # command -> (config key, what --root holds)

@@ -14,12 +14,17 @@ Reference values per cohort (what each release lets us judge, :data:`COHORT_TASK
 - ACDC (``acdc``): the disease groups it has — DCM → ``dcm``, HCM → ``hcm``, MINF → ``prior_mi``,
   RV → ``rv_dilation``, each against NOR and the other groups — and LVEF from the expert masks;
 - Kaggle Data Science Bowl (``kaggle``): LVEF from the expert end-diastolic/systolic volumes;
-- a second DICOM site (``site_<name>``): every task of the internal test split.
+- a second DICOM site (``site_<name>``, ``results/sites/<name>/``: the main cohort's ingestion, reports and
+  labels rules, config ``external.sites``): every task of the internal test split its reports give.
 
 A model's task that the cohort has no reference for is left out of the predictions (logged).
 Output ``predictions.csv``: the columns of the internal ``predictions.csv`` (identity of the trained
 model, ``study_id, patient_id, split`` = ``test``, ``task, target, score, attn_<view>``) plus
 ``test_cohort`` (:func:`cohort_label`: ``acdc``, ``kaggle_dsb``, ``site:<name>``).
+
+The workflow's ``external_test`` rule and ``cinefm evaluate-external`` (:func:`evaluate_folder`) run the same
+:func:`evaluate_external`; the predictions come from :func:`cinefm.train.finetune_module.predict`, the entry
+the fine-tuning run's own val/test predictions use.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from cinefm.atomic import write_csv
 from cinefm.data.datamodules import StudyDataModule, close_readers, read_manifest
 from cinefm.data.h5 import DataError
 from cinefm.data.targets import target_table
-from cinefm.external.cohorts import cohort_label, cohort_tasks
+from cinefm.external.cohorts import cohort_label, cohort_of_folder, cohort_tasks
 from cinefm.splits import read_splits
 
 log = logging.getLogger(__name__)
@@ -85,7 +90,6 @@ def evaluate_external(ckpt: PathLike, cohort: str, *, splits_csv: PathLike, stud
                       labels_csv: PathLike, out_predictions: PathLike, gpus: int | None = None,
                       threads: int | None = None) -> pd.DataFrame:
     """Predict the cohort's test units with the run's selected model; write ``predictions.csv`` (module docstring)."""
-    from cinefm.train.finetune import _predict_trainer
     from cinefm.train.finetune_module import predict
 
     if threads:
@@ -101,7 +105,7 @@ def evaluate_external(ckpt: PathLike, cohort: str, *, splits_csv: PathLike, stud
         if len(ds) == 0:
             raise DataError(f"external cohort {cohort}: no test unit with images and a reference for "
                             f"{list(recipe.tasks)} (see {studies_csv}, {labels_csv})")
-        pred = predict(module, dm.dataloader("test"), "test", trainer=_predict_trainer(gpus))
+        pred = predict(module, dm.dataloader("test"), "test", gpus=gpus)
     finally:
         close_readers(dm)
     known = pred.groupby("task")["target"].apply(lambda t: bool(np.isfinite(t.astype(float)).any()))
@@ -116,4 +120,51 @@ def evaluate_external(ckpt: PathLike, cohort: str, *, splits_csv: PathLike, stud
     return pred
 
 
-__all__ = ["evaluate_external", "external_datamodule", "external_targets", "load_model"]
+def folder_tables(folder: PathLike) -> dict[str, Path]:
+    """Study manifest and labels table of a cohort folder: an adapter's ``studies.csv`` + ``labels.csv``, or a
+    DICOM site's ``ingest/studies.csv`` + ``labels/labels.csv`` (the layouts :func:`cohort_tables` names)."""
+    root = Path(folder)
+    for studies, labels in (("studies.csv", "labels.csv"), ("ingest/studies.csv", "labels/labels.csv")):
+        if (root / studies).is_file():
+            if not (root / labels).is_file():
+                raise DataError(f"{root / labels}: labels table of the cohort not found (beside {root / studies})")
+            return {"studies": root / studies, "labels": root / labels}
+    raise DataError(f"{root}: not a cohort folder — expected studies.csv + labels.csv (results/external/<name>) or "
+                    "ingest/studies.csv + labels/labels.csv (results/sites/<name>)")
+
+
+def all_units_splits(studies_csv: PathLike, cohort: str, out: PathLike) -> Path:
+    """A splits table holding every study of the manifest as the cohort's external test unit."""
+    manifest = read_manifest(studies_csv)
+    table = manifest[["patient_id", "study_id"]].drop_duplicates().assign(cohort=cohort, stage="external",
+                                                                           split="test")
+    write_csv(table, out)
+    return Path(out)
+
+
+def evaluate_folder(run: PathLike, folder: PathLike, out_predictions: PathLike, *, name: str | None = None,
+                    splits_csv: PathLike | None = None, gpus: int | None = None,
+                    threads: int | None = None) -> pd.DataFrame:
+    """``cinefm evaluate-external``: :func:`evaluate_external` of a run (its folder or ``best.ckpt``) on a cohort
+    folder; test units from ``splits_csv`` (stage external) or, without one, every study of the folder."""
+    import tempfile
+
+    ckpt = Path(run) / "best.ckpt" if Path(run).is_dir() else Path(run)
+    tables = folder_tables(folder)
+    cohort = name or cohort_of_folder(folder)
+    if splits_csv is not None:
+        return evaluate_external(ckpt, cohort, splits_csv=splits_csv, studies_csv=tables["studies"],
+                                 labels_csv=tables["labels"], out_predictions=out_predictions, gpus=gpus,
+                                 threads=threads)
+    log.warning("%s: no splits table given: every study of the folder is a test unit of %s, and no check that "
+                "none of its patients trained the model (pass the workflow's results/splits/splits.csv)", folder,
+                cohort)
+    with tempfile.TemporaryDirectory(prefix="cinefm-external-") as tmp:
+        splits = all_units_splits(tables["studies"], cohort, Path(tmp) / "splits.csv")
+        return evaluate_external(ckpt, cohort, splits_csv=splits, studies_csv=tables["studies"],
+                                 labels_csv=tables["labels"], out_predictions=out_predictions, gpus=gpus,
+                                 threads=threads)
+
+
+__all__ = ["all_units_splits", "evaluate_external", "evaluate_folder", "external_datamodule", "external_targets",
+           "folder_tables", "load_model"]

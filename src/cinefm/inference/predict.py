@@ -195,6 +195,7 @@ def score_studies(module, series: pd.DataFrame, clip: dict, tasks: list[str], *,
     from cinefm.data.datasets import StudyDataset
     from cinefm.data.h5 import H5Reader
     from cinefm.data.transforms import ClipSpec, ClipTransform
+    from cinefm.train.finetune_module import predict_batch
 
     spec = ClipSpec(frames=clip["frames"], size=clip["size"], mean=clip["mean"], std=clip["std"],
                     channels=clip["channels"], motion_gain=clip["motion_gain"], motion_crop=clip["motion_crop"])
@@ -222,8 +223,7 @@ def score_studies(module, series: pd.DataFrame, clip: dict, tasks: list[str], *,
                         batch = collate_studies(items)
                         used = {s: [v for v in views if v] for s, views in zip(batch["study_id"], batch["views"],
                                                                                 strict=True)}
-                        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-                        for row in module.predict_step(batch, i):
+                        for row in predict_batch(module, batch, i):  # the run's and external tests' entry
                             views = used[row["study_id"]]
                             row.update(views=";".join(v for v in VIEWS if v in views), n_clips=len(views))
                             rows.append(row)

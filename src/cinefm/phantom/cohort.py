@@ -125,6 +125,7 @@ def generate_cohort(
     human_label_fraction: float = 0.4,
     faults: bool = True,
     prevalence: Mapping[str, float] | None = None,
+    vendor_weights: Mapping[str, float] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Path]:
     """Write a synthetic multi-vendor cine CMR export of ``patients`` patients under ``out_dir``.
@@ -141,7 +142,7 @@ def generate_cohort(
     root = tmp / "dicom"
     root.mkdir(parents=True)
     plans = plan_cohort(patients, seed, tuple(studies_per_patient), tuple(frames), tuple(sax_slices), faults,
-                        prevalence)
+                        prevalence, vendor_weights)
     opts = Options(enhanced_fraction=enhanced_fraction, rle_fraction=rle_fraction)
     log.info("phantom: %d patients, %d studies, seed %d, %d worker(s) -> %s", patients,
              sum(len(p.studies) for p in plans), seed, jobs, out)

@@ -89,6 +89,19 @@ def _assign_faults(n: int, rng: np.random.Generator) -> list[list[str]]:
     return out
 
 
+def _vendor_p(weights: Mapping[str, float] | None) -> np.ndarray | None:
+    """Probabilities over :data:`VENDORS` from ``weights`` (missing vendors weigh 0); None: uniform."""
+    if weights is None:
+        return None
+    unknown = set(weights) - set(VENDORS)
+    if unknown:
+        raise ValueError(f"phantom vendor_weights: unknown vendors {sorted(unknown)}; use {list(VENDORS)}")
+    w = np.array([float(weights.get(v, 0.0)) for v in VENDORS])
+    if (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"phantom vendor_weights: weights must be >= 0 with a positive sum, got {dict(weights)}")
+    return w / w.sum()
+
+
 def plan_cohort(
     patients: int,
     seed: int,
@@ -97,9 +110,15 @@ def plan_cohort(
     sax_slices: tuple[int, int],
     faults: bool,
     prevalence: Mapping[str, float] | None = None,
+    vendor_weights: Mapping[str, float] | None = None,
 ) -> list[PatientPlan]:
-    """Draw the whole cohort's patients, studies, diseases and fault assignments from ``seed``."""
+    """Draw the whole cohort's patients, studies, diseases and fault assignments from ``seed``.
+
+    ``vendor_weights`` (vendor -> weight, normalised) skews the scanner mix of a site, e.g. a second
+    hospital that scans mostly on Philips; None draws the vendors uniformly (the same bytes as before).
+    """
     rng = np.random.default_rng([seed, 0xC0C0])
+    vendor_p = _vendor_p(vendor_weights)
     prevalence = DEFAULT_PREVALENCE if prevalence is None else prevalence
     unknown = set(prevalence) - set(DISEASES)
     if unknown:
@@ -128,7 +147,7 @@ def plan_cohort(
         first = epoch + dt.timedelta(days=int(rng.integers(0, 365 * 7)))
         birth = first - dt.timedelta(days=365 * age0 + int(rng.integers(0, 365)))
         n_st = int(rng.integers(studies_per_patient[0], studies_per_patient[1] + 1))
-        home_vendor = str(rng.choice(VENDORS))
+        home_vendor = str(rng.choice(VENDORS, p=vendor_p))
         studies = []
         date = first
         for j in range(n_st):
@@ -139,7 +158,7 @@ def plan_cohort(
                 if acc not in accessions:
                     accessions.add(acc)
                     break
-            vendor = home_vendor if rng.random() < 0.7 else str(rng.choice(VENDORS))
+            vendor = home_vendor if rng.random() < 0.7 else str(rng.choice(VENDORS, p=vendor_p))
             studies.append(StudyPlan(
                 index=j,
                 date=date,

@@ -128,7 +128,9 @@ def external_flow_section(results: Path, config: dict) -> Section:
                if ((config.get("external") or {}).get(c) or {}).get("enabled")]
     present = [c for c in EXTERNAL_COHORT_NAMES if (results / "external" / c / "flow.csv").is_file()]
     cohorts = list(dict.fromkeys(enabled + present))
-    if not cohorts:
+    sites = list(dict.fromkeys([*((config.get("external") or {}).get("sites") or {}),
+                                *sorted(p.parent.parent.name for p in (results / "sites").glob("*/ingest/flow.csv"))]))
+    if not cohorts and not sites:
         return Section("external", title, '<p class="lead">No external cohort is part of this run (config '
                        "external.&lt;cohort&gt;.enabled).</p>")
     lead = ('<p class="lead">Each cohort as its owner distributes it: counts of source units (zips, patient or '
@@ -137,7 +139,9 @@ def external_flow_section(results: Path, config: dict) -> Section:
             "unit and series).</p>")
     body = _section_parts(results, [
         (f"external/{c}/flow.csv", EXTERNAL_COHORT_NAMES[c], lambda p: tables.table_html(_csv(p), 0))
-        for c in cohorts], "external")
+        for c in cohorts] + [  # second DICOM sites: the main cohort's ingestion flow (sites.smk)
+        (f"sites/{s}/ingest/flow.csv", f"Site {s} (DICOM export, test only)", lambda p: tables.table_html(_csv(p), 0))
+        for s in sites], "external")
     return Section("external", title, lead + body)
 
 

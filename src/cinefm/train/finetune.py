@@ -14,7 +14,7 @@ One experiment (:mod:`cinefm.train.experiments`) = one run of :func:`run_finetun
    metric (MAE for LVEF; mean AUROC over the diseases whose validation labels hold both
    classes, else validation loss);
 4. reloads that checkpoint once, predicts the validation and test studies with
-   ``Trainer.predict`` and writes ``predictions.csv``, ``metrics.csv``, ``best.ckpt`` and
+   :func:`~cinefm.train.finetune_module.predict` (one device) and writes ``predictions.csv``, ``metrics.csv``, ``best.ckpt`` and
    ``hparams.yaml`` (the recipe, :meth:`FinetuneRecipe.to_yaml`). The test split is never
    seen before.
 
@@ -275,13 +275,6 @@ def _scores_targets(pred: pd.DataFrame, tasks: Sequence[str]) -> tuple[torch.Ten
     return (torch.tensor(wide_s.to_numpy(dtype=float)), torch.tensor(wide_t.to_numpy(dtype=float)))
 
 
-def _predict_trainer(gpus: int | None) -> L.Trainer:
-    """One device of the training job's kind, full precision: the predictions of the selected model."""
-    accelerator = "gpu" if (gpus is None or gpus > 0) and torch.cuda.is_available() else "cpu"
-    return L.Trainer(accelerator=accelerator, devices=1, num_nodes=1, precision="32-true", logger=False,
-                     enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
-
-
 def evaluate_best(prep: Prepared, checkpoint_path: str | os.PathLike, gpus: int | None = None) -> pd.DataFrame:
     """Reload the selected checkpoint, predict the val and test studies, record their metrics."""
     module, info, dm = prep.module, prep.info, prep.datamodule
@@ -292,9 +285,8 @@ def evaluate_best(prep: Prepared, checkpoint_path: str | os.PathLike, gpus: int 
     for h in module.history:
         info.add("history", "val", {k: v for k, v in h.items() if k not in ("step", "epoch")},
                  step=h["step"], epoch=h["epoch"])
-    trainer = _predict_trainer(gpus)
     loader = getattr(dm, "predict_dataloader_of", dm.dataloader)  # echo: every clip of a video (test_clips)
-    predictions = pd.concat([predict(module, loader(split), split, trainer=trainer)
+    predictions = pd.concat([predict(module, loader(split), split, gpus=gpus)
                              for split in ("val", "test") if len(dm.datasets[split])], ignore_index=True)
     for split, part in predictions.groupby("split", sort=False):
         scores, targets = _scores_targets(part, info.tasks)

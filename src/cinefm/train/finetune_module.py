@@ -4,9 +4,9 @@
 ``video_proj`` → gated-attention MIL → head; LayerNorm on the view embeddings for
 classification) for LVEF regression or multi-label disease classification, as its
 :class:`~cinefm.train.recipe.FinetuneRecipe` says (losses and metrics:
-:mod:`cinefm.train.objectives`). ``predict_step`` returns one row per study and task, and
-:func:`predict` runs it through ``Trainer.predict`` (as :mod:`cinefm.embed.extract` does)
-into the ``predictions.csv`` table:
+:mod:`cinefm.train.objectives`). ``predict_step`` returns one row per study and task;
+:func:`predict_batch` runs it on one batch (the run's val/test predictions, the external tests and
+``cinefm predict`` all go through it) and :func:`predict` over a loader into the ``predictions.csv`` table:
 
 ``experiment, cohort, init, mode, fraction`` (the experiment's identity),
 ``study_id, patient_id, split (val|test), task, target (empty = unknown), score``
@@ -20,7 +20,6 @@ embeddings, so the shares differ between the rows of one study.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -222,17 +221,36 @@ def prediction_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return table.reindex(columns=PREDICTION_COLUMNS + [f"attn_{v}" for v in views])
 
 
-def predict(module: FinetuneModule, loader, split: str, trainer: L.Trainer | None = None) -> pd.DataFrame:
-    """Predict every study of ``loader`` with ``Trainer.predict`` (a one-device CPU/GPU trainer
-    unless ``trainer`` is given); rows labelled ``split``."""
-    if trainer is None:
-        trainer = L.Trainer(accelerator="auto", devices=1, logger=False, enable_progress_bar=False,
-                            enable_model_summary=False, enable_checkpointing=False)
+def predict_device(gpus: int | None = None) -> torch.device:
+    """Where a selected model predicts (the fine-tuning run's val/test, the external tests): one GPU unless
+    ``gpus`` is 0 or none is visible, else the CPU; full precision either way."""
+    return torch.device("cuda" if (gpus is None or gpus > 0) and torch.cuda.is_available() else "cpu")
+
+
+def predict_batch(module: FinetuneModule, batch: Mapping[str, Any], batch_idx: int = 0) -> list[dict]:
+    """The rows of one collated batch (:meth:`FinetuneModule.predict_step`), on the module's device, without
+    autograd: the one place a selected model scores studies — :func:`predict` (the run, the external tests)
+    and ``cinefm predict`` (:func:`cinefm.inference.predict.score_studies`) both call it."""
+    device = next(module.parameters()).device
+    moved = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    with torch.inference_mode():
+        return module.predict_step(moved, batch_idx)
+
+
+def predict(module: FinetuneModule, loader, split: str, *, gpus: int | None = None) -> pd.DataFrame:
+    """Predict every study of ``loader`` in eval mode on :func:`predict_device` of ``gpus`` (batch by batch,
+    :func:`predict_batch`); rows labelled ``split``, the columns of ``predictions.csv``. The module's
+    training mode is restored afterwards."""
+    training = module.training
+    module.to(predict_device(gpus)).eval()
     module.predict_split = split
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-        batches = trainer.predict(module, dataloaders=loader, return_predictions=True) or []
-    return prediction_table([row for batch in batches for row in batch])
+    rows: list[dict] = []
+    try:
+        for i, batch in enumerate(loader):
+            rows += predict_batch(module, batch, i)
+    finally:
+        module.train(training)
+    return prediction_table(rows)
 
 
 class ResumeDataOrder(Callback):
@@ -263,5 +281,6 @@ class ResumeDataOrder(Callback):
         log.info("resuming the training data at epoch %d after %d batches", epoch, done)
 
 
-__all__ = ["IDENTITY_COLUMNS", "PREDICTION_COLUMNS", "FinetuneModule", "ResumeDataOrder", "predict",
+__all__ = ["IDENTITY_COLUMNS", "PREDICTION_COLUMNS", "FinetuneModule", "ResumeDataOrder", "predict", "predict_batch",
+           "predict_device",
            "prediction_table"]
