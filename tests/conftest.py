@@ -57,6 +57,7 @@ def scope_of(nodeid: str) -> str:
     return module
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest without xdist: no such hook
 def pytest_xdist_make_scheduler(config, log):
     if config.getoption("dist") != "loadscope":
         return None
