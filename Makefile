@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test` (tests/conftest.py groups the tests per folder)
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test lint dag clean
 
@@ -26,7 +28,7 @@ demo: install
 	@echo "report: results/report/index.html"
 
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

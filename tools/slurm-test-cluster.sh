@@ -18,6 +18,8 @@
 # phantom DAG's jobs one by one; jobs then time-share the real cores and memory.
 # Install the packages first: tools/install-system-deps.sh
 set -euo pipefail
+# shellcheck source=tools/slurm-test-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/slurm-test-common.sh"
 
 CONF_DIR=/etc/slurm
 STATE_DIR=/run/cinefm-slurm-test      # markers of what this script started
@@ -50,8 +52,6 @@ require_binaries() {
     fi
 }
 
-pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
-
 cluster_up() {
     # every partition line idle/mixed/allocated: usable (jobs may be running)
     local states
@@ -68,40 +68,19 @@ write_config() {
 # Written by tools/slurm-test-cluster.sh: single-node test cluster, not for production.
 ClusterName=cinefm-test
 SlurmctldHost=$host
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
 StateSaveLocation=/var/spool/slurmctld
 SlurmdSpoolDir=/var/spool/slurmd
 SlurmctldPidFile=/run/slurmctld.pid
 SlurmdPidFile=/run/slurmd.pid
 SlurmctldLogFile=$LOG_DIR/slurmctld.log
 SlurmdLogFile=$LOG_DIR/slurmd.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SchedulerType=sched/backfill
-# test cluster: start pending jobs within seconds (defaults: 60 s main, 30 s backfill)
-SchedulerParameters=sched_interval=1,bf_interval=1,batch_sched_delay=0
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core_Memory
-SlurmdParameters=config_overrides
-GresTypes=gpu
-MinJobAge=86400
-ReturnToService=2
-MpiDefault=none
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
+$(slurm_test_conf_common)
 NodeName=$host CPUs=$CPUS RealMemory=$mem Gres=gpu:a100:4,gpu:b200:2 State=UNKNOWN
 PartitionName=cpu  Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 PartitionName=a100 Nodes=$host MaxTime=INFINITE State=UP OverSubscribe=YES
 PartitionName=b200 Nodes=$host MaxTime=INFINITE State=UP OverSubscribe=YES
 EOF
-    # Slurm drops a gpu GRES without a device file: give each fake GPU one (/dev/null's numbers).
-    mkdir -p "$FAKE_GPU_DIR"
-    local i
-    for i in 0 1 2 3 4 5; do
-        [[ -c "$FAKE_GPU_DIR/gpu$i" ]] || mknod "$FAKE_GPU_DIR/gpu$i" c 1 3
-    done
+    make_fake_gpus "$FAKE_GPU_DIR" 6
     cat >"$CONF_DIR/gres.conf" <<EOF
 # Written by tools/slurm-test-cluster.sh: fake GPUs for the single-node test cluster.
 NodeName=$host Name=gpu Type=a100 File=$FAKE_GPU_DIR/gpu[0-3]

@@ -19,6 +19,8 @@
 # GPUs (gpu:a100:4, character devices like /dev/null) and advertises
 # CINEFM_SLURM_TEST_CPUS (default 16) CPUs; jobs time-share the real cores.
 set -euo pipefail
+# shellcheck source=tools/slurm-test-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/slurm-test-common.sh"
 
 DIR=${2:-${CINEFM_SLURM_2NODES_DIR:-/tmp/cinefm-slurm-2nodes}}
 CPUS=${CINEFM_SLURM_TEST_CPUS:-16}
@@ -29,8 +31,6 @@ export SLURM_CONF=$DIR/slurm.conf
 
 say() { echo "slurm-two-node-cluster: $*"; }
 die() { echo "slurm-two-node-cluster: $*" >&2; exit 1; }
-
-pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 log_tails() {
     local f
@@ -59,9 +59,6 @@ ClusterName=cinefm-2nodes
 SlurmctldHost=$host
 SlurmctldPort=$PORT_BASE
 SlurmdPort=$((PORT_BASE + 1))
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
 AuthInfo=socket=$DIR/munge/munge.sock
 StateSaveLocation=$DIR/spool/ctld
 SlurmdSpoolDir=$DIR/spool/%n
@@ -69,28 +66,13 @@ SlurmctldPidFile=$DIR/slurmctld.pid
 SlurmdPidFile=$DIR/slurmd-%n.pid
 SlurmctldLogFile=$DIR/log/slurmctld.log
 SlurmdLogFile=$DIR/log/slurmd-%n.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SchedulerType=sched/backfill
-SchedulerParameters=sched_interval=1,bf_interval=1,batch_sched_delay=0
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core_Memory
-SlurmdParameters=config_overrides
-GresTypes=gpu
-MinJobAge=86400
-ReturnToService=2
-MpiDefault=none
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
+$(slurm_test_conf_common)
 NodeName=n1 NodeHostname=$host Port=$((PORT_BASE + 4)) CPUs=$CPUS RealMemory=$MEM Gres=gpu:a100:4 State=UNKNOWN
 NodeName=n2 NodeHostname=$host Port=$((PORT_BASE + 5)) CPUs=$CPUS RealMemory=$MEM Gres=gpu:a100:4 State=UNKNOWN
 PartitionName=cpu  Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 PartitionName=a100 Nodes=n1,n2 MaxTime=INFINITE State=UP OverSubscribe=YES
 EOF
-    local i
-    for i in 0 1 2 3 4 5 6 7; do
-        [[ -c "$DIR/gpu/gpu$i" ]] || mknod "$DIR/gpu/gpu$i" c 1 3
-    done
+    make_fake_gpus "$DIR/gpu" 8
     cat >"$DIR/gres.conf" <<EOF
 NodeName=n1 Name=gpu Type=a100 File=$DIR/gpu/gpu[0-3]
 NodeName=n2 Name=gpu Type=a100 File=$DIR/gpu/gpu[4-7]

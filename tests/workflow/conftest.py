@@ -35,6 +35,15 @@ SLURM_CLUSTER_SCRIPT = REPO_ROOT / "tools" / "slurm-test-cluster.sh"
 SLURM_BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol")
 
 
+def real_slurm_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any SLURM_* variable (tests/conftest.py sets a
+    controller-less SLURM_CONF for the other tests), plus `extra`: what a real cluster's
+    clients, daemons and Snakemake runs get."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env.update(extra)
+    return env
+
+
 def _missing_slurm_binaries() -> list[str]:
     return [b for b in SLURM_BINARIES if not (shutil.which(b) or Path("/usr/sbin", b).exists())]
 
@@ -50,7 +59,8 @@ def slurm_cluster():
     if missing:
         pytest.skip(f"SLURM is not installed (missing: {', '.join(missing)}); "
                     "install it as root with tools/install-system-deps.sh")
-    status = subprocess.run([str(SLURM_CLUSTER_SCRIPT), "status"], capture_output=True, text=True)
+    env = real_slurm_env()
+    status = subprocess.run([str(SLURM_CLUSTER_SCRIPT), "status"], capture_output=True, text=True, env=env)
     if status.returncode == 0:
         yield  # someone else's cluster (e.g. started by hand): use it, leave it running
         return
@@ -58,15 +68,15 @@ def slurm_cluster():
         pytest.fail("SLURM is installed but the test cluster is not running and starting it needs "
                     f"root: run `sudo {SLURM_CLUSTER_SCRIPT} start` first", pytrace=False)
     start = subprocess.run([str(SLURM_CLUSTER_SCRIPT), "start"], capture_output=True, text=True,
-                           timeout=180)
+                           timeout=180, env=env)
     if start.returncode != 0:
-        subprocess.run([str(SLURM_CLUSTER_SCRIPT), "stop"], capture_output=True, text=True)
+        subprocess.run([str(SLURM_CLUSTER_SCRIPT), "stop"], capture_output=True, text=True, env=env)
         pytest.fail(f"{SLURM_CLUSTER_SCRIPT} start failed (rc={start.returncode}):\n"
                     f"{start.stdout}\n{start.stderr}", pytrace=False)
     try:
         yield
     finally:
-        subprocess.run([str(SLURM_CLUSTER_SCRIPT), "stop"], capture_output=True, text=True)
+        subprocess.run([str(SLURM_CLUSTER_SCRIPT), "stop"], capture_output=True, text=True, env=env)
 
 
 # --- the whole phantom DAG at its smallest, run once on this machine (tests/workflow/tiny_config.py) ---

@@ -32,7 +32,7 @@ from cinefm.train.pretrain import run_pretraining
 from cinefm.train.runs import read_checkpoint_meta
 from train.pretrain_cohort import build_cohort, toy_config  # tests/ is on sys.path (rootdir import)
 
-from .conftest import SNAKEMAKE, SNAKEMAKE_ENV
+from .conftest import SNAKEMAKE, SNAKEMAKE_ENV, real_slurm_env
 from .test_slurm import PROFILE_DIR, TEST_ONLY_FLAGS
 
 CLUSTER_SCRIPT = REPO_ROOT / "tools" / "slurm-two-node-cluster.sh"
@@ -156,7 +156,8 @@ def two_node_cluster():
     # munged runs as user munge: its folder must be reachable (pytest's tmp folders are root-only)
     state = Path(tempfile.mkdtemp(prefix="cinefm-slurm-2nodes-"))
     state.chmod(0o755)
-    start = subprocess.run([str(CLUSTER_SCRIPT), "start", str(state)], capture_output=True, text=True, timeout=120)
+    start = subprocess.run([str(CLUSTER_SCRIPT), "start", str(state)], capture_output=True, text=True, timeout=120,
+                           env=real_slurm_env())
     if start.returncode != 0:
         subprocess.run([str(CLUSTER_SCRIPT), "stop", str(state)], capture_output=True, text=True)
         pytest.fail(f"{CLUSTER_SCRIPT} start failed:\n{start.stdout}\n{start.stderr}", pytrace=False)
@@ -178,8 +179,7 @@ def start_pretrain(cluster, root: Path, config: dict) -> tuple[subprocess.Popen,
     """``snakemake --profile profiles/slurm <run>/last.ckpt`` in the background (its output in root/snakemake.out)."""
     root.mkdir(parents=True, exist_ok=True)
     rule_snakefile(root, config)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-    env.update(SNAKEMAKE_ENV, SLURM_CONF=str(cluster.conf), PATH=f"{cluster.bin}:{env['PATH']}")
+    env = real_slurm_env(**SNAKEMAKE_ENV, SLURM_CONF=str(cluster.conf), PATH=f"{cluster.bin}:{os.environ['PATH']}")
     target = Path(config["results"]) / "pretrain" / config["pretrain"]["run"] / "last.ckpt"
     out = root / "snakemake.out"
     with open(out, "w") as fh:
@@ -224,7 +224,7 @@ def squeue_job(conf: Path, output: str) -> dict[str, str]:
     run_id = re.search(r"SLURM run ID: (\S+)", output).group(1)
     out = subprocess.run(["squeue", "--states=all", "--noheader", f"--name={run_id}",
                           "-O", "NumNodes:|,NumTasks:|,NodeList:|,State:|"],
-                         capture_output=True, text=True, check=True, env={**os.environ, "SLURM_CONF": str(conf)})
+                         capture_output=True, text=True, check=True, env=real_slurm_env(SLURM_CONF=str(conf)))
     nodes, tasks, nodelist, state = (f.strip() for f in out.stdout.strip().split("|")[:4])
     return {"nodes": nodes, "tasks": tasks, "nodelist": nodelist, "state": state}
 

@@ -13,7 +13,6 @@ check the profile's YAML (and what Snakemake resolves from it) without SLURM.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import yaml
 
 from cinefm.config import REPO_ROOT
 
-from .conftest import SNAKEMAKE, SNAKEMAKE_ENV
+from .conftest import SNAKEMAKE, SNAKEMAKE_ENV, real_slurm_env
 from .tiny_config import (
     EXPERIMENTS,
     FULL_RUN_RULES,
@@ -267,7 +266,7 @@ def squeue_jobs(run_id: str) -> tuple[SlurmJob, ...]:
     out = subprocess.run(
         ["squeue", "--states=all", "--noheader", f"--name={run_id}",
          "-O", "JobID:|,Comment:|,Partition:|,tres-per-job:|,State:|"],
-        capture_output=True, text=True, check=True).stdout
+        capture_output=True, text=True, check=True, env=real_slurm_env()).stdout
     jobs = []
     for line in out.splitlines():
         jobid, comment, partition, tres, state = (f.strip() for f in line.split("|")[:5])
@@ -285,8 +284,7 @@ class SlurmInvocation:
     def __init__(self, snakefile: Path, workdir: Path, *args: str, name: str = "snakemake"):
         cmd = [SNAKEMAKE, "--snakefile", str(snakefile), "--directory", str(workdir),
                "--profile", str(PROFILE_DIR), *TEST_ONLY_FLAGS, *args]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-        env.update(SNAKEMAKE_ENV)
+        env = real_slurm_env(**SNAKEMAKE_ENV)
         self.log = workdir / f"{name}.out"
         with open(self.log, "w") as fh:
             self.proc = subprocess.Popen(cmd, cwd=workdir, stdout=fh, stderr=subprocess.STDOUT,
