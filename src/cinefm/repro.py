@@ -1,0 +1,248 @@
+"""``cinefm repro``: rerun a chosen set of rules into a scratch folder and compare with the original run.
+
+A finished run (a working directory with ``results/`` and Snakemake's metadata) is taken apart by
+``snakemake --summary``, which names every output and the rule that wrote it. The chosen rules
+(default: every rule but the training ones, :data:`TRAINING_RULES`) are rerun, forced, in
+``<results>/repro/work``: its ``results/`` is the original tree hard-linked file by file (Snakemake
+removes a job's outputs before it runs, so the original files are never touched), its config the
+original one with ``results: results``, so the rerun sees the same inputs and config values and
+rewrites only the chosen rules' outputs. Each output is then compared with the original:
+
+* every output of a non-training rule byte for byte (sha256; a folder file by file; in the HTML
+  report the repro section itself, which reflects the previous check, is left out);
+* the CSV outputs of a training rule (metrics, predictions) number by number within
+  ``atol + rtol * |original|`` (:data:`ATOL`, :data:`RTOL`), their other outputs (checkpoints) by sha256.
+
+``<results>/repro/report.csv`` (rule, output, kind, identical, difference) is written atomically and
+the report's "Reproducibility" section shows it (``cinefm repro`` re-renders ``report/index.html``
+when the run has one). Snakemake's ``--summary``: https://snakemake.readthedocs.io/en/stable/executing/cli.html
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from cinefm.atomic import write_csv
+from cinefm.config import REPO_ROOT
+
+log = logging.getLogger(__name__)
+
+SNAKEFILE = REPO_ROOT / "Snakefile"
+# Rules that fit a model: their outputs depend on floating-point summation order across threads and
+# devices; compared by their tables within a tolerance, not byte for byte. `all` only collects.
+TRAINING_RULES = ("pretrain", "finetune")
+NOT_RERUN = ("all", "all_stats")
+ATOL = 1e-6  # absolute tolerance of a training rule's numbers (not a method number: a check setting)
+RTOL = 1e-4  # relative tolerance, of |original|
+REPORT_COLUMNS = ["rule", "output", "kind", "identical", "difference"]
+# the report's own repro section: left out when comparing the HTML report (it shows the previous check)
+_REPRO_SECTION = re.compile(rb'<section id="repro">.*?</section>', re.S)
+_REPRO_NAV = re.compile(rb'<a href="#repro">[^<]*</a>')
+
+
+class ReproError(RuntimeError):
+    """A run that cannot be checked (no results, unknown rule) or a rerun that failed."""
+
+
+@dataclass(frozen=True)
+class Output:
+    rule: str
+    path: str  # relative to the working directory, as Snakemake names it
+
+
+def _snakemake(workdir: Path, configfile: Path, *args: str, cores: int = 2) -> subprocess.CompletedProcess:
+    cmd = [str(Path(sys.executable).with_name("snakemake")), "--snakefile", str(SNAKEFILE),
+           "--configfile", str(configfile), "--directory", str(workdir), "--cores", str(cores), *args]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, env=env)
+
+
+def run_outputs(workdir: Path, configfile: Path) -> list[Output]:
+    """Every output of the run in ``workdir`` and its rule (``snakemake --summary``)."""
+    proc = _snakemake(workdir, configfile, "--summary")
+    if proc.returncode != 0:
+        raise ReproError(f"snakemake --summary failed in {workdir}:\n{proc.stderr[-3000:]}")
+    lines = [ln for ln in proc.stdout.splitlines() if "\t" in ln]
+    if not lines:
+        raise ReproError(f"snakemake --summary in {workdir} listed no outputs:\n{proc.stderr[-2000:]}")
+    rows = list(csv.DictReader(io.StringIO("\n".join(lines)), delimiter="\t"))
+    return [Output(r["rule"], r["output_file"]) for r in rows if r.get("rule") and r["rule"] != "-"]
+
+
+def deterministic_rules(outputs: list[Output]) -> list[str]:
+    return sorted({o.rule for o in outputs} - set(TRAINING_RULES) - set(NOT_RERUN))
+
+
+def _sha256(path: Path, strip_repro: bool = False) -> str:
+    if strip_repro:
+        data = _REPRO_NAV.sub(b"", _REPRO_SECTION.sub(b"", path.read_bytes()))
+        return hashlib.sha256(data).hexdigest()
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _files(path: Path) -> dict[str, Path]:
+    if path.is_dir():
+        return {str(p.relative_to(path)): p for p in sorted(path.rglob("*")) if p.is_file()}
+    return {"": path} if path.exists() else {}
+
+
+def _first_difference(a: Path, b: Path) -> str:
+    if a.suffix not in (".csv", ".tsv", ".json", ".yaml", ".txt", ".html"):
+        return f"sha256 differs ({a.stat().st_size} vs {b.stat().st_size} bytes)"
+    la, lb = a.read_text(errors="replace").splitlines(), b.read_text(errors="replace").splitlines()
+    for i, (x, y) in enumerate(zip(la, lb, strict=False), start=1):
+        if x != y:
+            return f"line {i}: {x[:80]!r} vs {y[:80]!r}"
+    return f"{len(la)} vs {len(lb)} lines"
+
+
+def _compare_bytes(orig: Path, new: Path) -> str:
+    fo, fn = _files(orig), _files(new)
+    if not fn:
+        return "not rewritten by the rerun"
+    if set(fo) != set(fn):
+        extra, missing = sorted(set(fn) - set(fo)), sorted(set(fo) - set(fn))
+        return f"files differ: only in the rerun {extra[:5]}, only in the original {missing[:5]}"
+    for name in fo:
+        html = fo[name].suffix == ".html"
+        if _sha256(fo[name], html) != _sha256(fn[name], html):
+            where = f"{name}: " if name else ""
+            return where + _first_difference(fo[name], fn[name])
+    return ""
+
+
+def _compare_numbers(orig: Path, new: Path, atol: float, rtol: float) -> str:
+    a, b = pd.read_csv(orig), pd.read_csv(new)
+    if list(a.columns) != list(b.columns) or len(a) != len(b):
+        return f"shape/columns differ: {a.shape} {list(a.columns)[:6]} vs {b.shape} {list(b.columns)[:6]}"
+    worst, where = 0.0, ""
+    for col in a.columns:
+        x, y = a[col], b[col]
+        if pd.api.types.is_numeric_dtype(x) and pd.api.types.is_numeric_dtype(y):
+            xv, yv = x.to_numpy(float), y.to_numpy(float)
+            if not np.array_equal(np.isnan(xv), np.isnan(yv)):
+                return f"{col}: missing values differ"
+            ok = np.isnan(xv) | np.isclose(yv, xv, atol=atol, rtol=rtol)
+            if not ok.all():
+                d = np.nanmax(np.abs(yv - xv))
+                return f"{col}: max |difference| {d:.3g} over atol {atol:g} + rtol {rtol:g}"
+            d = float(np.nanmax(np.abs(yv - xv))) if len(xv) and not np.isnan(xv).all() else 0.0
+            if d > worst:
+                worst, where = d, col
+        elif not x.astype(str).equals(y.astype(str)):
+            return f"{col}: values differ"
+    return "" if worst == 0 else f"within tolerance (max |difference| {worst:.3g} in {where})"
+
+
+def compare(rule: str, orig: Path, new: Path, atol: float = ATOL, rtol: float = RTOL) -> dict:
+    """One row of the report: the output of ``rule`` in the original run against the rerun."""
+    if rule in TRAINING_RULES and orig.suffix == ".csv" and orig.is_file() and new.is_file():
+        diff = _compare_numbers(orig, new, atol, rtol)
+        identical = diff == "" or diff.startswith("within tolerance")
+        return {"kind": "numbers", "identical": identical, "difference": diff}
+    diff = _compare_bytes(orig, new)
+    return {"kind": "sha256", "identical": diff == "", "difference": diff}
+
+
+def _link_tree(src: Path, dst: Path, skip: Path) -> None:
+    """``dst`` a copy of ``src`` made of hard links (same inodes, same mtimes), less ``skip``."""
+    for root, dirs, files in os.walk(src):
+        root_p = Path(root)
+        dirs[:] = [d for d in dirs if (root_p / d).resolve() != skip.resolve()]
+        target = dst / root_p.relative_to(src)
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copystat(root_p, target)
+        for f in files:
+            try:
+                os.link(root_p / f, target / f)
+            except OSError:  # another file system: a copy with the same times
+                shutil.copy2(root_p / f, target / f)
+
+
+def _restore_dir_times(src: Path, dst: Path, skip: Path) -> None:
+    for root, dirs, _ in os.walk(src):
+        dirs[:] = [d for d in dirs if (Path(root) / d).resolve() != skip.resolve()]
+        shutil.copystat(root, dst / Path(root).relative_to(src))
+
+
+def repro(configfile: str | os.PathLike, workdir: str | os.PathLike = ".", rules: list[str] | None = None,
+          *, cores: int = 2, atol: float = ATOL, rtol: float = RTOL, keep: bool = False) -> pd.DataFrame:
+    """Rerun ``rules`` (default: every non-training rule) of the run in ``workdir`` into a scratch
+    folder, compare every output and write ``<results>/repro/report.csv``; returns the table."""
+    workdir, configfile = Path(workdir).resolve(), Path(configfile).resolve()
+    config = yaml.safe_load(configfile.read_text())
+    results = Path(config.get("results", "results"))
+    results = results if results.is_absolute() else workdir / results
+    if not results.is_dir():
+        raise ReproError(f"results folder {results} does not exist: run the pipeline first")
+    outputs = run_outputs(workdir, configfile)
+    known = sorted({o.rule for o in outputs})
+    chosen = sorted(rules) if rules else deterministic_rules(outputs)
+    unknown = [r for r in chosen if r not in known]
+    if unknown:
+        raise ReproError(f"rules {unknown} wrote nothing in this run; its rules: {', '.join(known)}")
+    repro_dir = results / "repro"
+    scratch = repro_dir / "work"
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.mkdir(parents=True)
+    _link_tree(results, scratch / "results", repro_dir)
+    scratch_config = scratch / "config.yaml"
+    scratch_config.write_text(yaml.safe_dump({**config, "results": "results"}, sort_keys=False))
+
+    def in_scratch(path: str) -> Path:
+        p = Path(path)
+        p = p if p.is_absolute() else workdir / p
+        return scratch / "results" / p.resolve().relative_to(results.resolve())
+
+    todo = [o for o in outputs if o.rule in chosen]
+    targets = sorted({str(in_scratch(o.path).relative_to(scratch)) for o in todo})
+    log.info("rerunning %d outputs of %d rules in %s", len(targets), len(chosen), scratch)
+    _restore_dir_times(results, scratch / "results", repro_dir)
+    proc = _snakemake(scratch, scratch_config, "--forcerun", *chosen, "--rerun-triggers", "mtime",
+                      "--profile", str(REPO_ROOT / "profiles" / "local"), *targets, cores=cores)
+    if proc.returncode != 0:
+        raise ReproError(f"the rerun failed (scratch folder {scratch} kept):\n{proc.stderr[-4000:]}")
+    rows = []
+    for o in sorted(todo, key=lambda o: (o.rule, o.path)):
+        orig = Path(o.path) if Path(o.path).is_absolute() else workdir / o.path
+        rel = str(orig.resolve().relative_to(results.resolve()))
+        rows.append({"rule": o.rule, "output": rel, **compare(o.rule, orig, in_scratch(o.path), atol, rtol)})
+    table = pd.DataFrame(rows, columns=REPORT_COLUMNS)
+    write_csv(table, repro_dir / "report.csv", index=False)
+    if not keep:
+        shutil.rmtree(scratch)
+    _rerender_report(results)
+    return table
+
+
+def _rerender_report(results: Path) -> None:
+    """Re-render ``report/index.html`` with the new repro section, from the run's resolved config."""
+    page, resolved = results / "report" / "index.html", results / "config.yaml"
+    if not (page.is_file() and resolved.is_file()):
+        return
+    from cinefm.report.html import build_report
+
+    config = yaml.safe_load(resolved.read_text())
+    config.setdefault("echonet", bool((results / "stats" / "echonet" / "comparison.csv").exists()))
+    stat = page.stat()
+    build_report(results, page, config)
+    os.utime(page, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # Snakemake sees the report as it was
