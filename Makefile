@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 CORES ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint dag clean
+.PHONY: install demo test envcheck lint dag clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# every rule of the tiny DAG in a venv built from its own envs/*.yaml (venvs cached in ~/.cache/cinefm/envs)
+envcheck: install
+	$(BIN)/cinefm envcheck --tiny --cores $(CORES)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

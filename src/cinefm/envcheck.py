@@ -105,15 +105,32 @@ def load_envs(envs_dir: str | os.PathLike = ENVS_DIR) -> dict[str, EnvSpec]:
 
 
 def rule_envs(rules_dir: str | os.PathLike = RULES_DIR) -> dict[str, str]:
-    """Rule name -> env name, read from the ``rule NAME:`` blocks of ``workflow/rules/*.smk``."""
+    """Rule name -> env name, read from the rule blocks of ``workflow/rules/*.smk``. A rule named in a
+    loop (``name: f"{_cohort}_phantom"``, ``name: _cohort``) is keyed by that f-string (``{_cohort}``);
+    :func:`env_of` matches it."""
     out: dict[str, str] = {}
     for smk in sorted(Path(rules_dir).glob("*.smk")):
-        blocks = re.split(r"^\s*rule (\w+):", smk.read_text(), flags=re.M)
+        blocks = re.split(r"^\s*rule(?: (\w+))?:", smk.read_text(), flags=re.M)
         for name, body in zip(blocks[1::2], blocks[2::2], strict=True):
+            if name is None:
+                m = re.match(r'\s*name:\s*\n\s*(?:f?"([^"]+)"|(\w+)\s*\n)', body)
+                if not m:
+                    continue
+                name = m.group(1) or f"{{{m.group(2)}}}"  # a bare variable: any name
             m = re.search(r'conda:\s*\n\s*env\("([a-z_]+)"\)', body)
             if m:
                 out[name] = m.group(1)
     return out
+
+
+def env_of(rule: str, rules: dict[str, str]) -> str | None:
+    """The env of ``rule``: by name, else by a looped rule's f-string name (``{...}`` standing for a word)."""
+    if rule in rules:
+        return rules[rule]
+    for pattern, env in rules.items():
+        if "{" in pattern and re.fullmatch(re.sub(r"\\\{[^}]*\\\}", r"\\w+", re.escape(pattern)), rule):
+            return env
+    return None
 
 
 def cache_root() -> Path:
@@ -283,7 +300,7 @@ def _patch_snakemake(spec: dict) -> None:
         return _PREAMBLE.format(data=pickle.dumps(data, protocol=4))
 
     def execute_script(self, fname, edit=False) -> None:
-        env = rules.get(self.rulename)
+        env = env_of(self.rulename, rules)
         if env not in envs:
             raise WorkflowError(f"envcheck: rule {self.rulename} names no env file in envs/ ({env})")
         python = interpreter(env)

@@ -5,11 +5,13 @@ A finished run (a working directory with ``results/`` and Snakemake's metadata) 
 (default: every rule but the training ones, :data:`TRAINING_RULES`) are rerun, forced, in
 ``<results>/repro/work``: its ``results/`` is the original tree hard-linked file by file (Snakemake
 removes a job's outputs before it runs, so the original files are never touched), its config the
-original one with ``results: results``, so the rerun sees the same inputs and config values and
+original one with ``results`` moved there, so the rerun sees the same inputs and config values and
 rewrites only the chosen rules' outputs. Each output is then compared with the original:
 
-* every output of a non-training rule byte for byte (sha256; a folder file by file; in the HTML
-  report the repro section itself, which reflects the previous check, is left out);
+* every output of a non-training rule byte for byte (sha256; a folder file by file). Two things
+  are set aside first: in a text output, the rerun's results folder written as the original's (a run
+  whose config names an absolute ``results`` folder writes it into ``config.yaml`` and the report), and
+  in the HTML report its own repro section, which shows the previous check;
 * the CSV outputs of a training rule (metrics, predictions) number by number within
   ``atol + rtol * |original|`` (:data:`ATOL`, :data:`RTOL`), their other outputs (checkpoints) by sha256.
 
@@ -87,9 +89,18 @@ def deterministic_rules(outputs: list[Output]) -> list[str]:
     return sorted({o.rule for o in outputs} - set(TRAINING_RULES) - set(NOT_RERUN))
 
 
-def _sha256(path: Path, strip_repro: bool = False) -> str:
-    if strip_repro:
-        data = _REPRO_NAV.sub(b"", _REPRO_SECTION.sub(b"", path.read_bytes()))
+TEXT_SUFFIXES = (".csv", ".tsv", ".json", ".yaml", ".txt", ".html")
+
+
+def _sha256(path: Path, rename: tuple[bytes, bytes] | None = None) -> str:
+    """sha256 of a file; a text file with ``rename = (rerun folder, original folder)`` applied, an HTML
+    page without its repro section."""
+    if path.suffix in TEXT_SUFFIXES and (rename or path.suffix == ".html"):
+        data = path.read_bytes()
+        if rename and rename[0] != rename[1]:
+            data = data.replace(*rename)
+        if path.suffix == ".html":
+            data = _REPRO_NAV.sub(b"", _REPRO_SECTION.sub(b"", data))
         return hashlib.sha256(data).hexdigest()
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -105,7 +116,7 @@ def _files(path: Path) -> dict[str, Path]:
 
 
 def _first_difference(a: Path, b: Path) -> str:
-    if a.suffix not in (".csv", ".tsv", ".json", ".yaml", ".txt", ".html"):
+    if a.suffix not in TEXT_SUFFIXES:
         return f"sha256 differs ({a.stat().st_size} vs {b.stat().st_size} bytes)"
     la, lb = a.read_text(errors="replace").splitlines(), b.read_text(errors="replace").splitlines()
     for i, (x, y) in enumerate(zip(la, lb, strict=False), start=1):
@@ -114,7 +125,7 @@ def _first_difference(a: Path, b: Path) -> str:
     return f"{len(la)} vs {len(lb)} lines"
 
 
-def _compare_bytes(orig: Path, new: Path) -> str:
+def _compare_bytes(orig: Path, new: Path, rename: tuple[bytes, bytes] | None = None) -> str:
     fo, fn = _files(orig), _files(new)
     if not fn:
         return "not rewritten by the rerun"
@@ -122,8 +133,7 @@ def _compare_bytes(orig: Path, new: Path) -> str:
         extra, missing = sorted(set(fn) - set(fo)), sorted(set(fo) - set(fn))
         return f"files differ: only in the rerun {extra[:5]}, only in the original {missing[:5]}"
     for name in fo:
-        html = fo[name].suffix == ".html"
-        if _sha256(fo[name], html) != _sha256(fn[name], html):
+        if _sha256(fo[name]) != _sha256(fn[name], rename):
             where = f"{name}: " if name else ""
             return where + _first_difference(fo[name], fn[name])
     return ""
@@ -152,13 +162,14 @@ def _compare_numbers(orig: Path, new: Path, atol: float, rtol: float) -> str:
     return "" if worst == 0 else f"within tolerance (max |difference| {worst:.3g} in {where})"
 
 
-def compare(rule: str, orig: Path, new: Path, atol: float = ATOL, rtol: float = RTOL) -> dict:
+def compare(rule: str, orig: Path, new: Path, atol: float = ATOL, rtol: float = RTOL,
+            rename: tuple[bytes, bytes] | None = None) -> dict:
     """One row of the report: the output of ``rule`` in the original run against the rerun."""
     if rule in TRAINING_RULES and orig.suffix == ".csv" and orig.is_file() and new.is_file():
         diff = _compare_numbers(orig, new, atol, rtol)
         identical = diff == "" or diff.startswith("within tolerance")
         return {"kind": "numbers", "identical": identical, "difference": diff}
-    diff = _compare_bytes(orig, new)
+    diff = _compare_bytes(orig, new, rename)
     return {"kind": "sha256", "identical": diff == "", "difference": diff}
 
 
@@ -206,7 +217,10 @@ def repro(configfile: str | os.PathLike, workdir: str | os.PathLike = ".", rules
     scratch.mkdir(parents=True)
     _link_tree(results, scratch / "results", repro_dir)
     scratch_config = scratch / "config.yaml"
-    scratch_config.write_text(yaml.safe_dump({**config, "results": "results"}, sort_keys=False))
+    # the same `results` string where it is relative; else the scratch folder's absolute path
+    new_results = "results" if not Path(config.get("results", "results")).is_absolute() else str(scratch / "results")
+    scratch_config.write_text(yaml.safe_dump({**config, "results": new_results}, sort_keys=False))
+    rename = (str(scratch / "results").encode(), str(results).encode())
 
     def in_scratch(path: str) -> Path:
         p = Path(path)
@@ -214,7 +228,8 @@ def repro(configfile: str | os.PathLike, workdir: str | os.PathLike = ".", rules
         return scratch / "results" / p.resolve().relative_to(results.resolve())
 
     todo = [o for o in outputs if o.rule in chosen]
-    targets = sorted({str(in_scratch(o.path).relative_to(scratch)) for o in todo})
+    absolute = Path(new_results).is_absolute()
+    targets = sorted({str(in_scratch(o.path) if absolute else in_scratch(o.path).relative_to(scratch)) for o in todo})
     log.info("rerunning %d outputs of %d rules in %s", len(targets), len(chosen), scratch)
     _restore_dir_times(results, scratch / "results", repro_dir)
     proc = _snakemake(scratch, scratch_config, "--forcerun", *chosen, "--rerun-triggers", "mtime",
@@ -225,7 +240,7 @@ def repro(configfile: str | os.PathLike, workdir: str | os.PathLike = ".", rules
     for o in sorted(todo, key=lambda o: (o.rule, o.path)):
         orig = Path(o.path) if Path(o.path).is_absolute() else workdir / o.path
         rel = str(orig.resolve().relative_to(results.resolve()))
-        rows.append({"rule": o.rule, "output": rel, **compare(o.rule, orig, in_scratch(o.path), atol, rtol)})
+        rows.append({"rule": o.rule, "output": rel, **compare(o.rule, orig, in_scratch(o.path), atol, rtol, rename)})
     table = pd.DataFrame(rows, columns=REPORT_COLUMNS)
     write_csv(table, repro_dir / "report.csv", index=False)
     if not keep:

@@ -384,7 +384,7 @@ def repro_section(results: Path, config: dict) -> Section:
             "this run: byte for byte (sha256) for every non-training rule, the tables of the training rules "
             "number by number within a tolerance.</p>")
     if not path.is_file():
-        return Section("repro", "Reproducibility", lead + '<p class="missing">Not checked yet: '
+        return Section("repro", "Reproducibility", lead + '<p>Not checked yet: '
                        "<code>cinefm repro --configfile CONFIG</code> writes repro/report.csv.</p>")
     df = _csv(path)
     same = df["identical"].astype(str).str.lower().eq("true")
