@@ -8,8 +8,8 @@ site-packages, with every package of the driver's env) to each script's path as 
 The check therefore:
 
 1. builds one venv per env file with the system's ``python3.11`` (no ``--system-site-packages``),
-   ``pip install``-ing the pinned lines of its pip section; cinefm itself comes from this checkout by a
-   ``.pth`` file, as ``-e ../[groups]`` would. A venv is cached under ``~/.cache/cinefm/envs``
+   ``pip install``-ing the pinned lines of its pip section; cinefm itself comes from this checkout, put on
+   the script's path as ``-e ../[groups]`` would (so checks of two checkouts can share the cache). A venv is cached under ``~/.cache/cinefm/envs``
    (``$CINEFM_ENV_CACHE``) by the hash of its pins and the interpreter's version, so a second check
    builds nothing; the torch wheels go into one shared layer that each torch env hard-links
    (``cp -al``), so two torch envs cost the disk one torch;
@@ -51,7 +51,6 @@ RULES_DIR = REPO_ROOT / "workflow" / "rules"
 SNAKEFILE = REPO_ROOT / "Snakefile"
 # pinned lines whose wheels lie in one shared, hard-linked layer (the local torch build)
 LAYER_PACKAGES = ("torch",)
-_PTH = "_cinefm_checkout.pth"
 _MISSING = re.compile(r"ModuleNotFoundError: No module named '([^']+)'")
 
 
@@ -220,10 +219,7 @@ def build_env(spec: EnvSpec, python: str | None = None, cache: str | os.PathLike
     return built
 
 
-def link_checkout(venv: Path, src: Path = REPO_ROOT / "src") -> Path:
-    """Put this checkout's ``src`` on the venv's path (what ``pip install -e ..`` does), returns its python."""
-    site = next((venv / "lib").glob("python3*/site-packages"))
-    (site / _PTH).write_text(f"{src}\n")
+def interpreter_of(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
@@ -231,7 +227,8 @@ def link_checkout(venv: Path, src: Path = REPO_ROOT / "src") -> Path:
 
 _PREAMBLE = '''\
 ######## cinefm envcheck preamble (the snakemake object from plain values) ########
-import pickle as _p
+import sys as _s, pickle as _p
+_s.path.insert(0, {src!r})  # this checkout's cinefm, as `pip install -e ../` puts it on the path
 class _Named(list):
     def __init__(self, items, names):
         list.__init__(self, items)
@@ -248,7 +245,7 @@ class _Snakemake:
             setattr(self, k, _Named(*d[k]))
         self.threads, self.config, self.rule, self.scriptdir = d["threads"], d["config"], d["rule"], d["scriptdir"]
 snakemake = _Snakemake(_p.loads({data!r}))
-del _p
+del _s, _p
 ######## end of preamble ########
 '''
 
@@ -289,7 +286,7 @@ def _patch_snakemake(spec: dict) -> None:
     def interpreter(env: str) -> str:
         with lock:  # jobs of one env wait for its one build
             if env not in interpreters:
-                interpreters[env] = str(link_checkout(build_env(envs[env], spec["python"], spec["cache"])))
+                interpreters[env] = str(interpreter_of(build_env(envs[env], spec["python"], spec["cache"])))
             return interpreters[env]
 
     def get_preamble(self) -> str:
@@ -297,7 +294,7 @@ def _patch_snakemake(spec: dict) -> None:
         data["resources"] = _named(self.resources)
         data.update(threads=self.threads, config=_plain(self.config), rule=self.rulename,
                     scriptdir=os.path.dirname(self.path.get_path_or_uri(secret_free=True)))
-        return _PREAMBLE.format(data=pickle.dumps(data, protocol=4))
+        return _PREAMBLE.format(data=pickle.dumps(data, protocol=4), src=spec["src"])
 
     def execute_script(self, fname, edit=False) -> None:
         env = env_of(self.rulename, rules)
@@ -377,7 +374,7 @@ def run_check(configfile: str | os.PathLike, workdir: str | os.PathLike, targets
     failures_dir = Path(tempfile.mkdtemp(prefix="envcheck-failures-", dir=workdir))
     spec = workdir / "envcheck-spec.json"
     spec.write_text(json.dumps({
-        "rules": rules, "failures": str(failures_dir), "python": find_python(python),
+        "rules": rules, "failures": str(failures_dir), "python": find_python(python), "src": str(REPO_ROOT / "src"),
         "cache": str(Path(cache) if cache else cache_root()),
         "envs": {n: {"path": str(e.path), "pins": list(e.pins), "extras": list(e.extras)} for n, e in envs.items()},
     }))
