@@ -13,8 +13,9 @@ rewrites only the chosen rules' outputs. Each output is then compared with the o
   are set aside first: in a text output, the rerun's results folder written as the original's (a run
   whose config names an absolute ``results`` folder writes it into ``config.yaml`` and the report), and
   in the HTML report its own repro section, which shows the previous check;
-* the CSV outputs of a training rule (metrics, predictions) number by number within
-  ``atol + rtol * |original|`` (:data:`ATOL`, :data:`RTOL`), their other outputs (checkpoints) by sha256.
+* the CSV outputs of a training rule (metrics, predictions) number by number, and its checkpoints
+  weight by weight (``state_dict``; the callbacks' state names the run's folder), within
+  ``atol + rtol * |original|`` (:data:`ATOL`, :data:`RTOL`); its other outputs by sha256.
 
 ``<results>/repro/report.csv`` (rule, output, kind, identical, difference) is written atomically and
 the report's "Reproducibility" section shows it (``cinefm repro`` re-renders ``report/index.html``
@@ -174,9 +175,39 @@ def _compare_numbers(orig: Path, new: Path, atol: float, rtol: float) -> str:
     return "" if worst == 0 else f"within tolerance (max |difference| {worst:.3g} in {where})"
 
 
+def _compare_checkpoint(orig: Path, new: Path, atol: float, rtol: float) -> str:
+    """A Lightning checkpoint's weights (``state_dict``) tensor by tensor within the tolerance; the rest of
+    the file (callback states naming the run's own folder) is not compared."""
+    import torch
+
+    a = torch.load(orig, map_location="cpu", weights_only=False)["state_dict"]
+    b = torch.load(new, map_location="cpu", weights_only=False)["state_dict"]
+    if list(a) != list(b):
+        return f"weights differ in names: {sorted(set(a) ^ set(b))[:5]}"
+    worst, where = 0.0, ""
+    for name, x in a.items():
+        y = b[name]
+        if x.shape != y.shape or x.dtype != y.dtype:
+            return f"{name}: {tuple(x.shape)} {x.dtype} vs {tuple(y.shape)} {y.dtype}"
+        if not x.is_floating_point():
+            if not torch.equal(x, y):
+                return f"{name}: values differ"
+            continue
+        if not torch.allclose(y, x, atol=atol, rtol=rtol, equal_nan=True):
+            return f"{name}: max |difference| {(y - x).abs().max().item():.3g} over atol {atol:g} + rtol {rtol:g}"
+        d = (y - x).abs().max().item() if x.numel() else 0.0
+        if d > worst:
+            worst, where = d, name
+    return "" if worst == 0 else f"within tolerance (max |difference| {worst:.3g} in {where})"
+
+
 def compare(rule: str, orig: Path, new: Path, atol: float = ATOL, rtol: float = RTOL,
             rename: tuple[bytes, bytes] | None = None) -> dict:
     """One row of the report: the output of ``rule`` in the original run against the rerun."""
+    if rule in TRAINING_RULES and orig.suffix == ".ckpt" and orig.is_file() and new.is_file():
+        diff = _compare_checkpoint(orig, new, atol, rtol)
+        identical = diff == "" or diff.startswith("within tolerance")
+        return {"kind": "weights", "identical": identical, "difference": diff}
     if rule in TRAINING_RULES and orig.suffix == ".csv" and orig.is_file() and new.is_file():
         diff = _compare_numbers(orig, new, atol, rtol)
         identical = diff == "" or diff.startswith("within tolerance")
