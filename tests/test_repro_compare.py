@@ -63,3 +63,17 @@ def test_report_section_shows_the_check_or_how_to_run_it(tmp_path):
     body = repro_section(tmp_path, {}).body
     assert "1 of 2 outputs identical; <strong>1 differ</strong>" in body
     assert body.index("splits/splits.csv") < body.index("stats/auroc.csv")  # differences first
+
+
+def test_training_checkpoints_compare_by_their_weights(tmp_path):
+    import torch
+
+    w = {"layer.weight": torch.ones(2, 2), "layer.steps": torch.tensor([3])}
+    torch.save({"state_dict": w, "callbacks": {"best_model_path": "/run/a"}}, tmp_path / "a.ckpt")
+    torch.save({"state_dict": w, "callbacks": {"best_model_path": "/run/repro/work/a"}}, tmp_path / "b.ckpt")
+    moved = {**w, "layer.weight": torch.ones(2, 2) + 0.01}
+    torch.save({"state_dict": moved}, tmp_path / "c.ckpt")
+    row = repro.compare("finetune", tmp_path / "a.ckpt", tmp_path / "b.ckpt")
+    assert row == {"kind": "weights", "identical": True, "difference": ""}
+    row = repro.compare("finetune", tmp_path / "a.ckpt", tmp_path / "c.ckpt")
+    assert not row["identical"] and row["difference"].startswith("layer.weight: max |difference| 0.01")
