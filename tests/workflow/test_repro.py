@@ -28,6 +28,14 @@ def _copy_run(run: LocalRun, dest: Path) -> Path:
         target = dest / Path(root).relative_to(run.root)
         if target.exists():
             shutil.copystat(root, target)
+    # a text output naming the run's folder (config.yaml, the report's header) names the copy's, as if run there
+    old, new = str(run.root).encode(), str(dest).encode()
+    for f in (dest / "results").rglob("*"):
+        if f.suffix in repro.TEXT_SUFFIXES and f.is_file() and old in (data := f.read_bytes()):
+            times = f.stat()
+            f.unlink()  # a hard link: the session's run keeps its file
+            f.write_bytes(data.replace(old, new))
+            os.utime(f, ns=(times.st_atime_ns, times.st_mtime_ns))
     config = yaml.safe_load(run.configfile.read_text())
     config["results"] = str(dest / "results")
     path = dest / "config.yaml"
