@@ -386,11 +386,11 @@ def repro_section(results: Path, config: dict) -> Section:
     if not path.is_file():
         return Section("repro", "Reproducibility", lead + '<p>Not checked yet: '
                        "<code>cinefm repro --configfile CONFIG</code> writes repro/report.csv.</p>")
-    df = _csv(path)
-    same = df["identical"].astype(str).str.lower().eq("true")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)  # an empty difference stays ""
+    same = df["identical"].str.lower().eq("true")
     summary = (f"<p>{int(same.sum())} of {len(df)} outputs identical"
                + (f"; <strong>{int((~same).sum())} differ</strong>" if (~same).any() else "") + ".</p>")
-    shown = pd.concat([df[~same], df[same]]).fillna("")
+    shown = pd.concat([df[~same], df[same]])
     return Section("repro", "Reproducibility", lead + summary + tables.table_html(shown))
 
 
