@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # pytest-xdist workers for `make test` (tests/conftest.py groups the tests per folder)
 TEST_WORKERS ?= 2
 
-.PHONY: install demo test lint dag clean
+.PHONY: install demo test envcheck lint dag clean
 
 install: $(STAMP)
 
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[all,dev]"
 	touch $(STAMP)
 
 demo: install
@@ -29,6 +29,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+
+# every rule of the tiny DAG in a venv built from its own envs/*.yaml (venvs cached in ~/.cache/cinefm/envs)
+envcheck: install
+	$(BIN)/cinefm envcheck --tiny --cores $(CORES)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "cinefm.viz.cli",
     "cinefm.stats.cli",
     "cinefm.report.cli",
+    "cinefm.checks_cli",
 ]
 
 

@@ -85,6 +85,6 @@ if lvef_on_ukb():
             mem_mb=2000,
             runtime=10,
         conda:
-            env("train")
+            env("base")  # cinefm's base only (envs/base.yaml)
         script:
             "../scripts/ukb_splits.py"

@@ -14,6 +14,6 @@ rule run_config:
         mem_mb=500,
         runtime=5,
     conda:
-        env("train")
+        env("base")  # cinefm's base only (envs/base.yaml)
     script:
         "../scripts/run_config.py"

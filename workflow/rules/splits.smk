@@ -28,7 +28,7 @@ rule splits:
         mem_mb=2000,
         runtime=10,
     conda:
-        env("train")
+        env("base")  # cinefm's base only (envs/base.yaml)
     script:
         "../scripts/splits.py"
 

@@ -81,16 +81,17 @@ def write_embeddings(emb: EmbeddingSet, path: str | os.PathLike) -> Path:
 
     path = Path(path)
     text = h5py.string_dtype()
+    # no object times (track_times=False): the same embeddings give the same bytes (cinefm repro)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as fh:
         clips, reports = fh.create_group("clips"), fh.create_group("reports")
-        clips.create_dataset("video", data=np.asarray(emb.clip_video, dtype=np.float32))
-        clips.create_dataset("study_id", data=_strings(emb.clip_study), dtype=text)
-        clips.create_dataset("patient_id", data=_strings(emb.clip_patient), dtype=text)
-        clips.create_dataset("view", data=_strings(emb.clip_view), dtype=text)
-        clips.create_dataset("slice", data=np.asarray(emb.clip_slice, dtype=np.int64))
-        reports.create_dataset("text", data=np.asarray(emb.report_text, dtype=np.float32))
-        reports.create_dataset("study_id", data=_strings(emb.report_study), dtype=text)
-        reports.create_dataset("patient_id", data=_strings(emb.report_patient), dtype=text)
+        clips.create_dataset("video", data=np.asarray(emb.clip_video, dtype=np.float32), track_times=False)
+        clips.create_dataset("study_id", data=_strings(emb.clip_study), dtype=text, track_times=False)
+        clips.create_dataset("patient_id", data=_strings(emb.clip_patient), dtype=text, track_times=False)
+        clips.create_dataset("view", data=_strings(emb.clip_view), dtype=text, track_times=False)
+        clips.create_dataset("slice", data=np.asarray(emb.clip_slice, dtype=np.int64), track_times=False)
+        reports.create_dataset("text", data=np.asarray(emb.report_text, dtype=np.float32), track_times=False)
+        reports.create_dataset("study_id", data=_strings(emb.report_study), dtype=text, track_times=False)
+        reports.create_dataset("patient_id", data=_strings(emb.report_patient), dtype=text, track_times=False)
         fh.attrs.update({k: v for k, v in emb.attrs.items() if v is not None})
         fh.attrs["schema_version"] = SCHEMA_VERSION
         fh.attrs["projection_dim"] = emb.dim

@@ -384,10 +384,27 @@ def external_validation_section(results: Path, config: dict) -> Section:
     return Section("external-validation", title, lead + body + "\n".join(figs))
 
 
+def repro_section(results: Path, config: dict) -> Section:
+    """``repro/report.csv`` of ``cinefm repro``: each rerun output, identical or how it differs."""
+    path = results / "repro" / "report.csv"
+    lead = ('<p class="lead">Outputs rerun by <code>cinefm repro</code> in a scratch folder and compared with '
+            "this run: byte for byte (sha256) for every non-training rule, the tables of the training rules "
+            "number by number within a tolerance.</p>")
+    if not path.is_file():
+        return Section("repro", "Reproducibility", lead + '<p>Not checked yet: '
+                       "<code>cinefm repro --configfile CONFIG</code> writes repro/report.csv.</p>")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)  # an empty difference stays ""
+    same = df["identical"].str.lower().eq("true")
+    summary = (f"<p>{int(same.sum())} of {len(df)} outputs identical"
+               + (f"; <strong>{int((~same).sum())} differ</strong>" if (~same).any() else "") + ".</p>")
+    shown = pd.concat([df[~same], df[same]])
+    return Section("repro", "Reproducibility", lead + summary + tables.table_html(shown))
+
+
 SECTIONS: tuple[Callable[[Path, dict], Section], ...] = (
     flow_section, labels_section, pretrain_section, auroc_section, delong_section, thresholds_section,
     regression_section, subgroups_section, view_attention_section, bland_altman_section, attention_section,
-    echo_section, external_flow_section, external_validation_section, settings_section,
+    echo_section, external_flow_section, external_validation_section, settings_section, repro_section,
 )
 
 

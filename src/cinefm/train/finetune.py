@@ -227,7 +227,8 @@ def _trainer_kwargs(recipe: FinetuneRecipe, n_train_batches: int, gpus: int | No
     devices = lightning_devices(requested=gpus)
     kwargs: dict[str, Any] = dict(devices, precision=resolve_precision(recipe.precision, devices["accelerator"]),
                                   logger=False, enable_progress_bar=False, enable_model_summary=False,
-                                  num_sanity_val_steps=0, log_every_n_steps=max(1, min(50, n_train_batches)))
+                                  num_sanity_val_steps=0, log_every_n_steps=max(1, min(50, n_train_batches)),
+                                  deterministic="warn")  # deterministic algorithms; a warning where an op has none
     budget = recipe.budget
     if budget.by_steps:  # LVEF step budget; epochs for diseases and recipe experiments
         every = max(1, min(budget.val_every_steps or n_train_batches, budget.max_steps))

@@ -340,6 +340,7 @@ def build_trainer(pre: Mapping[str, Any], paths: RunPaths, layout: Mapping[str, 
         check_val_every_n_epoch=int(pre["val_every"]),
         enable_progress_bar=bar is not None,
         enable_model_summary=True,
+        deterministic="warn",  # torch's deterministic algorithms (a warning where an op has none: GPU)
     )
 
 
