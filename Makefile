@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-CORES ?= 2
+# every core of the machine (nproc); `make demo CORES=4` uses fewer
+CORES ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST_ARGS ?=
 # pytest-xdist workers for `make test` (tests/conftest.py groups the tests per folder)
 TEST_WORKERS ?= 2

@@ -136,6 +136,13 @@ def test_srun_on_one_node_is_available_on_request():
     assert (req.launch, req.world_size, req.cpus_per_device) == ("srun", 2, 1)
 
 
+def test_the_rules_threads_win_over_the_sections_key():
+    # finetune: the rule asks for max(finetune.threads, finetune.num_workers) CPUs and passes them
+    section = {"nodes": 2, "devices_per_node": 2, "threads": 1, "num_workers": 4}
+    assert training_request(section, "finetune", threads=4).cpus_per_device == 2
+    assert training_request(section, "finetune").cpus_per_device == 1  # no rule threads: the key
+
+
 @pytest.mark.parametrize("section, match", [
     ({"nodes": 2, "devices_per_node": 1}, r"devices_per_node >= 2"),
     ({"nodes": 2, "devices_per_node": 4, "launch": "lightning"}, r"one node only"),

@@ -219,7 +219,7 @@ class TrainingRequest:
 def training_request(section: Mapping[str, Any], name: str = "pretrain", threads: int | None = None) -> TrainingRequest:
     """The request of a training section (``nodes``, ``devices_per_node``, ``threads``, ``launch``).
 
-    ``threads``: the CPUs per node when the section has no ``threads`` key (the rule's).
+    ``threads``: the CPUs per node (the rule's ``threads``) when given, else the section's ``threads`` key (1 without).
 
     ``launch: auto`` is ``srun`` with more than one node, else ``lightning`` (one task,
     exactly the single-node behaviour). ``srun`` needs at least 2 devices per node:
@@ -229,7 +229,7 @@ def training_request(section: Mapping[str, Any], name: str = "pretrain", threads
     """
     nodes = int(section.get("nodes", 1))
     devices = int(section.get("devices_per_node", 1))
-    threads = int(section.get("threads", threads or 1))
+    threads = int(threads) if threads else int(section.get("threads", 1))
     mode = str(section.get("launch", "auto"))
     if nodes < 1:
         raise ConfigError(f"config.{name}.nodes: {nodes}; at least 1")

@@ -21,7 +21,7 @@ if external_test_outputs():
             "logs/external_test/{cohort}/{experiment}.log",
         benchmark:
             "logs/benchmarks/external_test/{cohort}/{experiment}.tsv"
-        threads: max(2, config["finetune"]["num_workers"])
+        threads: max(config["finetune"]["threads"], config["finetune"]["num_workers"])
         resources:
             mem_mb=16000,
             runtime=240,

@@ -31,11 +31,11 @@ rule finetune:
         "logs/finetune/{experiment}.log",
     benchmark:
         "logs/benchmarks/finetune/{experiment}.tsv"
-    threads: max(2, config["finetune"]["num_workers"])
+    threads: max(config["finetune"]["threads"], config["finetune"]["num_workers"])
     resources:
         mem_mb=16000,
         runtime=2880,
-        **training_resources(config["finetune"], "finetune", threads=max(2, config["finetune"]["num_workers"])),
+        **training_resources(config["finetune"], "finetune", threads=max(config["finetune"]["threads"], config["finetune"]["num_workers"])),
     conda:
         env("train")
     script:

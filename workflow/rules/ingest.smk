@@ -51,7 +51,7 @@ rule ingest_scan:
         "logs/ingest/scan_{shard}.log",
     benchmark:
         "logs/benchmarks/ingest_scan/shard_{shard}.tsv"
-    threads: 4
+    threads: INGEST["threads"]
     resources:
         mem_mb=4000,
         runtime=120,
@@ -76,7 +76,7 @@ rule ingest_merge:
         "logs/ingest/merge.log",
     benchmark:
         "logs/benchmarks/ingest_merge/merge.tsv"
-    threads: 4
+    threads: INGEST["threads"]
     resources:
         mem_mb=16000,
         runtime=120,

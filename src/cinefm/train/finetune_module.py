@@ -161,8 +161,11 @@ class FinetuneModule(L.LightningModule):
         if self.trainer.sanity_checking:
             return
         self.history.append({"step": int(self.global_step), "epoch": int(self.current_epoch), **row})
-        log.info("validation at step %d: %s", self.global_step,
-                 ", ".join(f"{k}={v:.4g}" for k, v in row.items()))
+        # one line per validation, in the job's log and on the terminal: which run, how far, how good
+        name = (self.run_info or {}).get("experiment", "fine-tuning")
+        budget = self.trainer.max_steps if self.trainer.max_steps > 0 else self.trainer.estimated_stepping_batches
+        log.info("%s: validation at step %d/%d (epoch %d): %s", name, self.global_step, budget,
+                 self.current_epoch + 1, ", ".join(f"{k}={v:.4g}" for k, v in row.items()))
 
     def predict_step(self, batch: dict, batch_idx: int, dataloader_idx: int = 0) -> list[dict]:
         """One row per study and task of the batch (the columns of ``predictions.csv``).
