@@ -51,10 +51,9 @@ SNAKEFILE = REPO_ROOT / "Snakefile"
 TRAINING_RULES = ("pretrain", "finetune")
 NOT_RERUN = ("all", "all_stats")
 # Rules known to give other bytes from the same inputs, left out of the default set (still checked when
-# named): HF tokenizers' WordPiece trainer numbers the continuing-subword characters in the order of a Rust
-# HashMap (randomly seeded per process), and that order breaks ties between equally frequent merges.
-NONDETERMINISTIC = {"reports": "the trained WordPiece vocabulary breaks frequency ties in hash order "
-                               "(HF tokenizers); set text.tokenizer_dir to use a fixed vocabulary"}
+# named), each with the reason the report gives. None at present: `reports` was one until its WordPiece
+# training was made deterministic (cinefm.text.tokenizer.train_wordpiece).
+NONDETERMINISTIC: dict[str, str] = {}
 # Files a rule writes beside its declared outputs (folders under the results folder): left out of the
 # scratch copy when the rule is rerun, so it rewrites them, and compared file by file.
 SIDE_OUTPUTS = {"ingest_extract": ("h5",)}

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from transformers import BertTokenizerFast
 
@@ -60,3 +62,23 @@ def test_a_pretrained_style_vocab_directory_loads(tmp_path):
 def test_missing_tokenizer_dir_names_the_key_and_what_to_put_there(tmp_path):
     with pytest.raises(TokenizerError, match=r"text\.tokenizer_dir.*vocab\.txt"):
         load_tokenizer(tmp_path / "BiomedBERT")
+
+
+def test_the_same_reports_give_the_same_vocabulary_in_every_process(tmp_path):
+    """HF tokenizers' trainer walks a per-process-seeded HashMap; the vocabulary must not depend on it."""
+    import subprocess
+    import sys
+
+    corpus = tmp_path / "corpus.txt"
+    words = ["ventricle", "ventricular", "dilatation", "dilated", "hypertrophy", "hypertrophic", "effusion",
+             "effusions", "infarction", "infarct", "amyloid", "amyloidosis", "septal", "septum", "apical", "apex"]
+    # many words of equal frequency: ties between equally frequent merges everywhere
+    corpus.write_text("\n".join(" ".join(words[i:] + words[:i]) for i in range(len(words))))
+    code = ("import sys, json; from cinefm.text.tokenizer import train_wordpiece; "
+            "t = train_wordpiece(open(sys.argv[1]).read().splitlines(), vocab_size=120, min_frequency=1); "
+            "print(json.dumps(sorted(t.get_vocab().items(), key=lambda kv: kv[1])))")
+    runs = {subprocess.run([sys.executable, "-c", code, str(corpus)], capture_output=True, text=True,
+                           check=True).stdout for _ in range(4)}
+    assert len(runs) == 1, "the trained vocabulary differs between processes"
+    vocab = dict(json.loads(runs.pop()))
+    assert vocab["[PAD]"] == 0 and "##y" in vocab and len(vocab) <= 120

@@ -47,7 +47,16 @@ def load_tokenizer(tokenizer_dir: str | os.PathLike):
 
 
 def train_wordpiece(texts: Iterable[str], vocab_size: int, min_frequency: int = 2, lowercase: bool = True):
-    """Train an uncased BERT WordPiece tokenizer on ``texts``; returns a BertTokenizerFast."""
+    """Train an uncased BERT WordPiece tokenizer on ``texts``; returns a BertTokenizerFast.
+
+    Deterministic: the same texts give the same vocabulary, in every process. HF tokenizers'
+    WordPiece trainer numbers each continuing piece (``##c``) when it first meets it while walking
+    the word counts, a Rust HashMap seeded per process, and those ids break the ties between equally
+    frequent merges, so the learned vocabulary changed from run to run. Here every ``##c`` of the
+    corpus is handed to the trainer first, in character order (as special tokens, so they keep those
+    ids), and the trained vocabulary is then rebuilt as a plain WordPiece model in which only
+    BERT's special tokens and the PHI tags are special.
+    """
     from tokenizers import (
         Tokenizer,
         decoders,
@@ -59,15 +68,27 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, min_frequency: int = 
     )
     from transformers import BertTokenizerFast
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
+    def pipeline(model):
+        tok = Tokenizer(model)
+        tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase, strip_accents=lowercase)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece()
+        return tok
+
+    texts = list(texts)
+    tok = pipeline(models.WordPiece(unk_token="[UNK]"))
+    continuing = set()
+    for text in texts:
+        for word, _ in tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(text)):
+            continuing.update(word[1:])
+    specials = [*BERT_SPECIALS, *TAGS]
     trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[*BERT_SPECIALS, *TAGS],
-        show_progress=False,
+        vocab_size=vocab_size, min_frequency=min_frequency,
+        special_tokens=[*specials, *(f"##{c}" for c in sorted(continuing))], show_progress=False,
     )
     tok.train_from_iterator(texts, trainer)
+    tok = pipeline(models.WordPiece(vocab=tok.get_vocab(), unk_token="[UNK]"))
+    tok.add_special_tokens(specials)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
