@@ -43,9 +43,9 @@ def no_slurm_controller(tmp_path_factory):
 # scope. (pytest 9 ignores the `xdist_group` marks of `--dist loadgroup`: xdist 3.8 renames
 # `item._nodeid`, which pytest 9's nodeid no longer reads.) The workflow modules that
 # mostly wait (the real-SLURM runs, the local tiny DAG) are handed out first, so that the
-# rest of the suite runs beside them.
+# rest of the suite runs beside them; then tests/external, whose echo training is the longest CPU setup.
 FIRST_SCOPES = ("tests/workflow/test_slurm.py", "tests/workflow/test_multinode.py",
-                "tests/workflow/test_full_run.py")
+                "tests/workflow/test_full_run.py", "tests/external")
 
 
 def scope_of(nodeid: str) -> str:
