@@ -26,9 +26,10 @@ def test_bytes_identical_folder_and_first_differing_line(tmp_path):
 
 def test_the_rerun_folder_is_read_as_the_original_and_the_html_repro_section_is_left_out(tmp_path):
     orig, new = tmp_path / "config.yaml", tmp_path / "new.yaml"
-    orig.write_text("results: /run/results\n")
-    new.write_text("results: /run/results/repro/work/results\n")
-    rename = (b"/run/results/repro/work/results", b"/run/results")
+    run = tmp_path / "run" / "results"  # the original run's results folder, and the rerun's inside it
+    orig.write_text(f"results: {run}\n")
+    new.write_text(f"results: {run / 'repro' / 'work' / 'results'}\n")
+    rename = (str(run / "repro" / "work" / "results").encode(), str(run).encode())
     assert repro.compare("run_config", orig, new, rename=rename)["identical"]
     assert not repro.compare("run_config", orig, new)["identical"]
     page_a, page_b = tmp_path / "a.html", tmp_path / "b.html"
@@ -69,8 +70,8 @@ def test_training_checkpoints_compare_by_their_weights(tmp_path):
     import torch
 
     w = {"layer.weight": torch.ones(2, 2), "layer.steps": torch.tensor([3])}
-    torch.save({"state_dict": w, "callbacks": {"best_model_path": "/run/a"}}, tmp_path / "a.ckpt")
-    torch.save({"state_dict": w, "callbacks": {"best_model_path": "/run/repro/work/a"}}, tmp_path / "b.ckpt")
+    torch.save({"state_dict": w, "callbacks": {"best_model_path": str(tmp_path / "run" / "a")}}, tmp_path / "a.ckpt")
+    torch.save({"state_dict": w, "callbacks": {"best_model_path": str(tmp_path / "run" / "repro" / "work" / "a")}}, tmp_path / "b.ckpt")
     moved = {**w, "layer.weight": torch.ones(2, 2) + 0.01}
     torch.save({"state_dict": moved}, tmp_path / "c.ckpt")
     row = repro.compare("finetune", tmp_path / "a.ckpt", tmp_path / "b.ckpt")
