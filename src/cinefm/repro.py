@@ -42,6 +42,7 @@ import yaml
 
 from cinefm.atomic import write_csv
 from cinefm.config import REPO_ROOT
+from cinefm.inference.folder import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +112,7 @@ def _sha256(path: Path, rename: tuple[bytes, bytes] | None = None) -> str:
         if path.suffix == ".html":
             data = _REPRO_NAV.sub(b"", _REPRO_SECTION.sub(b"", data))
         return hashlib.sha256(data).hexdigest()
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def _files(path: Path) -> dict[str, Path]:
